@@ -1,0 +1,215 @@
+/**
+ * Lazy views over a NOTIFY's LIST-OF-MESSAGES (§1.6). Decoding validates the whole payload
+ * once and records offsets; names are compared as bytes, and strings are only materialised
+ * when read. The views keep a reference to the frame bytes, which the framer never reuses.
+ */
+import { DATA_FLAG_TRUE, DataType } from './constants.js';
+import { formatIpv4, formatIpv6 } from './ip.js';
+import type { Reader } from './reader.js';
+import { decodeTyped, type TypedValue } from './typed-data.js';
+
+/** One argument as yielded by iteration: `name` is empty for unnamed args (`args src`). */
+export interface NotifyArg {
+  readonly name: string;
+  readonly type: DataType;
+  readonly value: TypedValue['value'];
+}
+
+// Per argument, five numbers in the shared offsets array.
+const NAME_START = 0;
+const NAME_END = 1;
+const TYPE_BYTE = 2;
+const DATA_START = 3;
+const DATA_END = 4;
+const STRIDE = 5;
+
+/** A message of a NOTIFY (`spoe-message`), with its args reachable by name. */
+export class NotifyMessage {
+  /** Number of arguments (0-255). */
+  readonly argCount: number;
+  private readonly buf: Buffer;
+  private readonly nameStart: number;
+  private readonly nameEnd: number;
+  private readonly offs: readonly number[];
+  private readonly base: number;
+  private cachedName: string | null;
+
+  /** @internal Built by {@link decodeNotifyPayload}. */
+  constructor(buf: Buffer, nameStart: number, nameEnd: number, offs: number[], base: number, argc: number) {
+    this.buf = buf;
+    this.nameStart = nameStart;
+    this.nameEnd = nameEnd;
+    this.offs = offs;
+    this.base = base;
+    this.argCount = argc;
+    this.cachedName = null;
+  }
+
+  /** The message name (`spoe-message <name>`). */
+  get name(): string {
+    if (this.cachedName === null) this.cachedName = this.buf.toString('utf8', this.nameStart, this.nameEnd);
+    return this.cachedName;
+  }
+
+  /** True when the message name equals `name`, compared as bytes. */
+  is(name: string): boolean {
+    return bytesEqual(this.buf, this.nameStart, this.nameEnd, name);
+  }
+
+  /** True when an arg with this name exists (whatever its type, NULL included). */
+  has(name: string): boolean {
+    return this.find(name) >= 0;
+  }
+
+  /** The first arg called `name`, decoded; `undefined` when absent. */
+  get(name: string): TypedValue | undefined {
+    const i = this.find(name);
+    if (i < 0) return undefined;
+    const o = this.offs;
+    return decodeTyped(this.buf, o[i + TYPE_BYTE]!, o[i + DATA_START]!, o[i + DATA_END]!);
+  }
+
+  /** The STRING arg `name`; null when absent or of another type (NULL for a missing header). */
+  getString(name: string): string | null {
+    const i = this.find(name);
+    if (i < 0) return null;
+    const o = this.offs;
+    if ((o[i + TYPE_BYTE]! & 0x0f) !== DataType.STRING) return null;
+    return this.buf.toString('utf8', o[i + DATA_START]!, o[i + DATA_END]!);
+  }
+
+  /** The BOOL arg `name`; null when absent or of another type. */
+  getBool(name: string): boolean | null {
+    const i = this.find(name);
+    if (i < 0) return null;
+    const t = this.offs[i + TYPE_BYTE]!;
+    if ((t & 0x0f) !== DataType.BOOL) return null;
+    return (t & 0xf0) === DATA_FLAG_TRUE;
+  }
+
+  /** An integer arg of any of the four int types (signed for INT32/INT64); null otherwise. */
+  getInt(name: string): number | bigint | null {
+    const i = this.find(name);
+    if (i < 0) return null;
+    const t = this.offs[i + TYPE_BYTE]! & 0x0f;
+    if (t < DataType.INT32 || t > DataType.UINT64) return null;
+    const o = this.offs;
+    return decodeTyped(this.buf, t, o[i + DATA_START]!, o[i + DATA_END]!).value as number | bigint;
+  }
+
+  /** An IPV4 or IPV6 arg in text form; null otherwise. */
+  getIp(name: string): string | null {
+    const i = this.find(name);
+    if (i < 0) return null;
+    const t = this.offs[i + TYPE_BYTE]! & 0x0f;
+    const start = this.offs[i + DATA_START]!;
+    if (t === DataType.IPV4) return formatIpv4(this.buf, start);
+    if (t === DataType.IPV6) return formatIpv6(this.buf, start);
+    return null;
+  }
+
+  /** All args in wire order, each decoded (allocates: for tests, logging, generic code). */
+  *[Symbol.iterator](): IterableIterator<NotifyArg> {
+    const o = this.offs;
+    const buf = this.buf;
+    for (let i = this.base, end = this.base + this.argCount * STRIDE; i < end; i += STRIDE) {
+      const v = decodeTyped(buf, o[i + TYPE_BYTE]!, o[i + DATA_START]!, o[i + DATA_END]!);
+      yield {
+        name: buf.toString('utf8', o[i + NAME_START]!, o[i + NAME_END]!),
+        type: v.type,
+        value: v.value,
+      };
+    }
+  }
+
+  /** Offset (into `offs`) of the first arg called `name`, or -1. */
+  private find(name: string): number {
+    const o = this.offs;
+    const buf = this.buf;
+    const len = name.length;
+    for (let i = this.base, end = this.base + this.argCount * STRIDE; i < end; i += STRIDE) {
+      const s = o[i + NAME_START]!;
+      if (o[i + NAME_END]! - s !== len) continue;
+      let j = 0;
+      for (; j < len; j++) {
+        const c = name.charCodeAt(j);
+        if (c >= 0x80) return this.findSlow(name);
+        if (buf[s + j] !== c) break;
+      }
+      if (j === len) return i;
+    }
+    // A non-ASCII name has more bytes than chars, so the length filter above skipped it.
+    return isAscii(name) ? -1 : this.findSlow(name);
+  }
+
+  private findSlow(name: string): number {
+    const o = this.offs;
+    for (let i = this.base, end = this.base + this.argCount * STRIDE; i < end; i += STRIDE) {
+      if (bytesEqual(this.buf, o[i + NAME_START]!, o[i + NAME_END]!, name)) return i;
+    }
+    return -1;
+  }
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
+  return true;
+}
+
+function bytesEqual(buf: Buffer, start: number, end: number, s: string): boolean {
+  if (!isAscii(s)) {
+    const encoded = Buffer.from(s, 'utf8');
+    return encoded.length === end - start && encoded.equals(buf.subarray(start, end));
+  }
+  if (end - start !== s.length) return false;
+  for (let i = 0; i < s.length; i++) if (buf[start + i] !== s.charCodeAt(i)) return false;
+  return true;
+}
+
+/** A decoded NOTIFY frame, handed to the handler. */
+export class Notify {
+  readonly streamId: number | bigint;
+  readonly frameId: number | bigint;
+  /** Messages in wire order; may be empty. */
+  readonly messages: readonly NotifyMessage[];
+
+  constructor(streamId: number | bigint, frameId: number | bigint, messages: readonly NotifyMessage[]) {
+    this.streamId = streamId;
+    this.frameId = frameId;
+    this.messages = messages;
+  }
+
+  /** The first message called `name` (byte comparison), or undefined. */
+  message(name: string): NotifyMessage | undefined {
+    for (const m of this.messages) if (m.is(name)) return m;
+    return undefined;
+  }
+}
+
+/**
+ * Validates LIST-OF-MESSAGES in `r` (positioned at the payload, bounded by the frame end) and
+ * builds the lazy views. Throws SpopError (status 4) on any malformed byte.
+ */
+export function decodeNotifyPayload(
+  r: Reader,
+  buf: Buffer,
+  streamId: number | bigint,
+  frameId: number | bigint,
+): Notify {
+  const offs: number[] = [];
+  const messages: NotifyMessage[] = [];
+  while (r.pos < r.end) {
+    const nameLen = r.length();
+    const nameStart = r.skip(nameLen);
+    const argc = r.u8();
+    const base = offs.length;
+    for (let a = 0; a < argc; a++) {
+      const len = r.length();
+      const start = r.skip(len);
+      r.typed();
+      offs.push(start, start + len, r.typeByte, r.dataStart, r.dataEnd);
+    }
+    messages.push(new NotifyMessage(buf, nameStart, nameStart + nameLen, offs, base, argc));
+  }
+  return new Notify(streamId, frameId, messages);
+}

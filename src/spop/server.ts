@@ -1,0 +1,196 @@
+/**
+ * SPOP agent server: a `net.Server` whose sockets each run a {@link Connection}.
+ *
+ * ```ts
+ * const server = new SpopServer({ handler: (notify) => [{ op: 'set', scope: VarScope.TXN, name: 'ok', value: true }] });
+ * await server.listen(12345, '127.0.0.1');
+ * // ... on SIGTERM (wired by the CLI):
+ * await server.close({ deadlineMs: 5000 });
+ * ```
+ */
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { type Logger, pino } from 'pino';
+import type { Action } from './actions.js';
+import { Connection, type ConnectionHost } from './connection.js';
+import { DEFAULT_MAX_FRAME_SIZE, MIN_MAX_FRAME_SIZE, Status } from './constants.js';
+import { encodeAgentDisconnect } from './encode.js';
+import type { NotifyHandler, SpopEvent, SpopStats } from './types.js';
+
+export type { HandlerFailure, NotifyContext, NotifyHandler, SpopEvent, SpopStats } from './types.js';
+
+export interface SpopServerOptions {
+  /** Called for every NOTIFY with at least one message. */
+  handler: NotifyHandler;
+  /** ACK content when the handler throws, rejects, times out or returns bad actions; default `[]`. */
+  fallbackActions?: (err: unknown) => Action[];
+  /** Our max-frame-size (length prefix excluded); default 16380, min 256. Also the pre-HELLO cap. */
+  maxFrameSize?: number;
+  /** Default 1024; extra connections are accepted, sent AGENT-DISCONNECT 13 and closed. */
+  maxConnections?: number;
+  /** Close a connection with no traffic for this long (AGENT-DISCONNECT 2); default 60 000, 0 disables. */
+  idleTimeoutMs?: number;
+  /** Default 1 000. */
+  handlerTimeoutMs?: number;
+  /** Default: a silent pino logger. One child `{ conn: id }` per connection. */
+  logger?: Logger;
+  /** Metrics hook, called synchronously. */
+  onEvent?: (event: SpopEvent) => void;
+}
+
+const DEFAULT_CLOSE_DEADLINE_MS = 5000;
+
+function positiveInt(name: string, v: number, min: number): number {
+  if (!Number.isSafeInteger(v) || v < min)
+    throw new TypeError(`${name} must be an integer >= ${min}, got ${v}`);
+  return v;
+}
+
+export class SpopServer {
+  /** Live counters (mutated in place). */
+  readonly stats: SpopStats;
+  private readonly host: ConnectionHost & { handler: NotifyHandler };
+  private readonly logger: Logger;
+  private readonly maxConnections: number;
+  private readonly server: Server;
+  private readonly connections = new Set<Connection>();
+  private readonly rejected = new Set<Socket>();
+  private nextId = 1;
+  private closing: Promise<void> | null = null;
+  private allClosed: (() => void) | null = null;
+
+  constructor(options: SpopServerOptions) {
+    if (typeof options.handler !== 'function') throw new TypeError('handler must be a function');
+    this.logger = options.logger ?? pino({ level: 'silent' });
+    this.maxConnections = positiveInt('maxConnections', options.maxConnections ?? 1024, 1);
+    this.stats = { connections: 0, notifies: 0, acks: 0, handlerErrors: 0, disconnectsByStatus: {} };
+    const server = this;
+    this.host = {
+      handler: options.handler,
+      fallbackActions: options.fallbackActions ?? (() => []),
+      handlerTimeoutMs: positiveInt('handlerTimeoutMs', options.handlerTimeoutMs ?? 1000, 1),
+      idleTimeoutMs: positiveInt('idleTimeoutMs', options.idleTimeoutMs ?? 60_000, 0),
+      maxFrameSize: positiveInt(
+        'maxFrameSize',
+        options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+        MIN_MAX_FRAME_SIZE,
+      ),
+      stats: this.stats,
+      onEvent: options.onEvent ?? null,
+      connectionClosed(conn: Connection) {
+        server.onConnectionClosed(conn);
+      },
+    };
+    this.server = createServer({ noDelay: true }, (socket) => this.onSocket(socket));
+    this.server.on('error', (err) => this.logger.error({ err }, 'SPOP server error'));
+  }
+
+  /** Listens on a TCP port (0 = any free port); resolves with the bound address. */
+  listen(port: number, host?: string): Promise<AddressInfo>;
+  /** Listens on a unix socket path; resolves with the path. */
+  listen(path: string): Promise<string>;
+  listen(portOrPath: number | string, host?: string): Promise<AddressInfo | string> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once('error', onError);
+      const done = () => {
+        this.server.off('error', onError);
+        const addr = this.server.address();
+        this.logger.info({ address: addr }, 'SPOP agent listening');
+        resolve(addr as AddressInfo | string);
+      };
+      if (typeof portOrPath === 'string') this.server.listen(portOrPath, done);
+      else if (host === undefined) this.server.listen(portOrPath, done);
+      else this.server.listen(portOrPath, host, done);
+    });
+  }
+
+  /** Swaps the handler (config reload); NOTIFYs already dispatched finish with the old one. */
+  setHandler(handler: NotifyHandler): void {
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    this.host.handler = handler;
+  }
+
+  /**
+   * Stops accepting; each connection answers its in-flight NOTIFYs, sends AGENT-DISCONNECT
+   * status 0 and ends. Whatever is left after `deadlineMs` (default 5000) is destroyed.
+   * Idempotent: every call returns the same promise.
+   */
+  close(options: { deadlineMs?: number } = {}): Promise<void> {
+    if (this.closing !== null) return this.closing;
+    const deadlineMs = options.deadlineMs ?? DEFAULT_CLOSE_DEADLINE_MS;
+    this.closing = new Promise<void>((resolve) => {
+      let pending = 2;
+      const step = () => {
+        if (--pending === 0) resolve();
+      };
+      this.server.close(() => step());
+      for (const s of this.rejected) s.destroy();
+      const timer = setTimeout(() => {
+        if (this.connections.size > 0)
+          this.logger.warn({ left: this.connections.size }, 'close deadline: destroying connections');
+        for (const c of this.connections) c.destroy();
+      }, deadlineMs);
+      this.allClosed = () => {
+        clearTimeout(timer);
+        this.logger.info('SPOP agent closed');
+        step();
+      };
+      for (const c of this.connections) c.shutdown();
+      if (this.connections.size === 0) this.allClosed();
+    });
+    return this.closing;
+  }
+
+  private onSocket(socket: Socket): void {
+    if (this.closing !== null) {
+      socket.destroy();
+      return;
+    }
+    if (this.connections.size >= this.maxConnections) {
+      this.reject(socket);
+      return;
+    }
+    const id = this.nextId++;
+    const conn = new Connection(id, socket, this.host, this.logger.child({ conn: id }));
+    this.connections.add(conn);
+    this.stats.connections = this.connections.size;
+    conn.logger.debug({ remote: socket.remoteAddress, port: socket.remotePort }, 'connection open');
+    this.emit({ type: 'connection-open', connectionId: id });
+  }
+
+  private reject(socket: Socket): void {
+    this.logger.warn(
+      { max: this.maxConnections, remote: socket.remoteAddress },
+      'too many connections; closing',
+    );
+    this.rejected.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => this.rejected.delete(socket));
+    const byStatus = this.stats.disconnectsByStatus;
+    byStatus[Status.RESOURCE] = (byStatus[Status.RESOURCE] ?? 0) + 1;
+    socket.end(encodeAgentDisconnect(Status.RESOURCE, 'too many connections'));
+    socket.setTimeout(1000, () => socket.destroy());
+    this.emit({ type: 'connection-rejected', reason: 'max-connections' });
+  }
+
+  private onConnectionClosed(conn: Connection): void {
+    this.connections.delete(conn);
+    this.stats.connections = this.connections.size;
+    conn.logger.debug('connection closed');
+    if (this.connections.size === 0 && this.allClosed !== null) {
+      const done = this.allClosed;
+      this.allClosed = null;
+      done();
+    }
+  }
+
+  private emit(event: SpopEvent): void {
+    const cb = this.host.onEvent;
+    if (cb === null) return;
+    try {
+      cb(event);
+    } catch (err) {
+      this.logger.error({ err }, 'onEvent callback threw');
+    }
+  }
+}

@@ -1,0 +1,63 @@
+/** Public types shared by the server and its connections. */
+import type { Logger } from 'pino';
+import type { Action } from './actions.js';
+import type { Notify } from './notify.js';
+
+/** Per-NOTIFY context: which connection it came on and that connection's child logger. */
+export interface NotifyContext {
+  readonly connectionId: number;
+  readonly logger: Logger;
+}
+
+/**
+ * Decides the ACK of one NOTIFY. May return synchronously (cheapest) or a promise. A throw,
+ * a rejection, a timeout or an unencodable result yields an ACK of `fallbackActions(err)`.
+ * `notify` stays readable after an `await`.
+ */
+export type NotifyHandler = (notify: Notify, ctx: NotifyContext) => Action[] | Promise<Action[]>;
+
+/** Why a handler produced no usable actions. */
+export type HandlerFailure = 'throw' | 'reject' | 'timeout' | 'invalid-result';
+
+/** Metrics hook payloads (`options.onEvent`); emitted synchronously, keep the callback cheap. */
+export type SpopEvent =
+  | { readonly type: 'connection-open'; readonly connectionId: number }
+  | { readonly type: 'connection-rejected'; readonly reason: 'max-connections' }
+  | { readonly type: 'connection-close'; readonly connectionId: number }
+  | {
+      readonly type: 'hello';
+      readonly connectionId: number;
+      readonly maxFrameSize: number;
+      readonly pipelining: boolean;
+      readonly healthcheck: boolean;
+      readonly engineId: string | null;
+    }
+  | {
+      readonly type: 'ack';
+      readonly connectionId: number;
+      readonly durationMs: number;
+      readonly fallback: boolean;
+    }
+  | {
+      readonly type: 'handler-error';
+      readonly connectionId: number;
+      readonly reason: HandlerFailure;
+      readonly error: unknown;
+    }
+  | {
+      readonly type: 'disconnect';
+      readonly connectionId: number;
+      /** `sent`: our AGENT-DISCONNECT; `received`: HAPROXY-DISCONNECT. */
+      readonly direction: 'sent' | 'received';
+      readonly status: number;
+    };
+
+/** Live counters; `connections` is the number currently open. */
+export interface SpopStats {
+  connections: number;
+  notifies: number;
+  acks: number;
+  handlerErrors: number;
+  /** AGENT-DISCONNECT frames sent, by status code. */
+  disconnectsByStatus: Record<number, number>;
+}
