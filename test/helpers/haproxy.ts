@@ -197,7 +197,8 @@ export interface HaproxyInstance {
   showStat(): Promise<StatRow[]>;
   /**
    * Master-worker mode only: rewrites the files (new templates if given; same ports for the same
-   * names), validates them, sends SIGUSR2 and waits for the master's "Loading success.".
+   * names), validates them, sends SIGUSR2, waits for the master's "Loading success." and for the
+   * old worker to close its listeners (it may still finish open connections afterwards).
    */
   reload(next?: Pick<StartHaproxyOptions, 'cfg' | 'spoeConf' | 'files'>): Promise<void>;
   /** True until the process exited. */
@@ -458,10 +459,15 @@ async function startOnce(bin: string, opts: StartHaproxyOptions): Promise<Haprox
       await writeAll(at, next);
     }
     await checkConfig(bin, cfgPath, dir);
+    const workers = [...text.matchAll(/New worker \((\d+)\) forked/g)];
+    const oldWorker = workers[workers.length - 1]?.[1];
     const since = text.length;
     child.kill('SIGUSR2');
     const m = await waitForLog(/Loading (success|failure)/, 10_000, since);
     if (m[1] !== 'success') throw new Error(`haproxy reload failed:\n${text.slice(since)}`);
+    // The old worker keeps accepting until the master tells it to stop; its proxies log
+    // "Proxy <name> stopped" once their listeners are closed.
+    if (oldWorker) await waitForLog(new RegExp(`\\(${oldWorker}\\) : Proxy \\S+ stopped`), 10_000, since);
   };
 
   const instance: HaproxyInstance = {
