@@ -1,0 +1,102 @@
+import { z } from 'zod';
+import { AuthError } from './errors.js';
+import { IssuerSchema } from './issuer-config.js';
+import { PolicySchema } from './policy-config.js';
+import { CLAIM_NAME_PATTERN, MAX_CLAIM_NAME_BYTES } from './var-names.js';
+
+export const TokenSourcesSchema = z.strictObject({
+  /** `Authorization: Bearer <token>` (scheme case-insensitive). */
+  bearer: z.boolean().default(true),
+  /** Cookie carrying the token; HAProxy passes its value as the `cookie` argument. */
+  cookie: z
+    .string()
+    .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a cookie name (RFC 6265 token)')
+    .nullable()
+    .default(null),
+  /** Custom header carrying the token (raw, or `Bearer <token>`); passed as `tokenHeader`. */
+  header: z
+    .string()
+    .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name (RFC 9110 token)')
+    .nullable()
+    .default(null),
+  /** Larger tokens are refused before any parsing. */
+  maxBytes: z.number().int().min(256).max(65_536).default(8_192),
+});
+
+export const CacheSchema = z.strictObject({
+  maxEntries: z.number().int().min(0).max(10_000_000).default(10_000),
+  /** A verified token is re-verified at least this often, even if `exp` is later. */
+  maxTtlSeconds: z.number().min(0).max(86_400).default(300),
+  /** Failed verifications (401-class only) are remembered this long. 0 disables. */
+  negativeTtlSeconds: z.number().min(0).max(300).default(10),
+  negativeMaxEntries: z.number().int().min(0).max(10_000_000).default(10_000),
+});
+
+export const ForwardClaimSchema = z.strictObject({
+  /** Becomes HAProxy variable `claim_<name>`. */
+  name: z
+    .string()
+    .regex(CLAIM_NAME_PATTERN, 'claim variable names are [a-z0-9_]')
+    .max(
+      MAX_CLAIM_NAME_BYTES,
+      `at most ${MAX_CLAIM_NAME_BYTES} characters so txn.<prefix>.claim_<name> fits 63 bytes`,
+    ),
+  /** Claim name or dotted path. */
+  claim: z.string().min(1),
+  maxLength: z.number().int().min(1).max(4_096).default(256),
+});
+
+export const AuthzConfigSchema = z
+  .strictObject({
+    tokens: TokenSourcesSchema.prefault({}),
+    issuers: z.array(IssuerSchema).default([]),
+    cache: CacheSchema.prefault({}),
+    forwardClaims: z.array(ForwardClaimSchema).default([]),
+    /** Directory for last-good JWKS per remote issuer (`<id>.jwks.json`), read at start. */
+    jwksCacheDir: z.string().min(1).optional(),
+    policy: PolicySchema.prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    const ids = new Set<string>();
+    const isses = new Set<string>();
+    config.issuers.forEach((issuer, i) => {
+      if (ids.has(issuer.id))
+        ctx.addIssue({ code: 'custom', path: ['issuers', i, 'id'], message: 'duplicate id' });
+      if (isses.has(issuer.issuer)) {
+        ctx.addIssue({ code: 'custom', path: ['issuers', i, 'issuer'], message: 'duplicate issuer' });
+      }
+      ids.add(issuer.id);
+      isses.add(issuer.issuer);
+    });
+    const names = new Set<string>();
+    config.forwardClaims.forEach((claim, i) => {
+      if (names.has(claim.name)) {
+        ctx.addIssue({ code: 'custom', path: ['forwardClaims', i, 'name'], message: 'duplicate name' });
+      }
+      names.add(claim.name);
+    });
+  });
+
+export type AuthzConfig = z.output<typeof AuthzConfigSchema>;
+export type AuthzConfigInput = z.input<typeof AuthzConfigSchema>;
+
+/** "issuers.0.algorithms.1" style path for a zod issue. */
+export function issuePath(path: readonly PropertyKey[]): string {
+  return path.map((p) => String(p)).join('.');
+}
+
+/** Validates with zod; throws AuthError('config_invalid') whose `issues` carry zod's paths. */
+export function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((issue) => ({
+    path: issuePath(issue.path),
+    message: issue.message,
+  }));
+  const summary = issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ');
+  throw new AuthError('config_invalid', `invalid ${what}: ${summary}`, { cause: result.error, issues });
+}
+
+export function parseAuthzConfig(input: unknown): AuthzConfig {
+  return parseWith(AuthzConfigSchema, input, 'authorization config');
+}

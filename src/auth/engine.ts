@@ -1,0 +1,353 @@
+import { type AuthzRequest, type CacheOutcome, type Decision, makeDecision, NO_CLAIMS } from './decision.js';
+import { type AuthzConfig, parseAuthzConfig } from './engine-config.js';
+import { AuthError, type AuthErrorIssue } from './errors.js';
+import type { FetchLike } from './http-fetch.js';
+import type { Identity } from './identity.js';
+import { type CompiledIssuer, compileIssuer } from './issuer.js';
+import { type AuthLogger, silentLogger } from './logger.js';
+import { normalizePath, PathRejection } from './path.js';
+import { pathSegments } from './pattern.js';
+import { CompiledPolicy } from './policy.js';
+import type { PolicyConfigInput } from './policy-config.js';
+import { NEGATIVE_CACHEABLE, type Reason } from './reasons.js';
+import { ANONYMOUS_ROLE } from './role-model.js';
+import { newMatchContext } from './rule.js';
+import { type AuthzStats, Counters, type IssuerStatus } from './stats.js';
+import { EXPIRED, NOT_YET_VALID, TokenCache } from './token-cache.js';
+import { extractToken, TokenRejection, type TokenSources, tokenSourceOf } from './token-source.js';
+import { TokenVerifier, type VerifyOutcome } from './verify.js';
+
+export interface AuthzEngineDeps {
+  readonly logger?: AuthLogger;
+  /** fetch used for discovery and JWKS (default: global fetch). */
+  readonly fetch?: FetchLike;
+  /** Clock for token times and the token cache, ms since epoch (default Date.now). */
+  readonly now?: () => number;
+}
+
+export interface Explanation {
+  readonly decision: Decision;
+  /** Human-readable steps: path, token, issuer, key, claims, roles, each rule tried, decision. */
+  readonly trace: readonly string[];
+}
+
+/**
+ * The authorization engine: request in, Decision out. Knows nothing of SPOP.
+ *
+ * decide() answers synchronously when it can (no token, cached token, negative-cached token,
+ * rejected path) and returns a Promise only when a signature must be verified; `await` works
+ * on both. Concurrent decisions for the same unverified token share one verification.
+ */
+export class AuthzEngine {
+  private readonly config: AuthzConfig;
+  private readonly logger: AuthLogger;
+  private readonly now: () => number;
+  private readonly issuers: readonly CompiledIssuer[];
+  private readonly verifier: TokenVerifier;
+  private readonly cache: TokenCache;
+  private readonly sources: TokenSources;
+  private readonly inflight = new Map<string, Promise<VerifyOutcome>>();
+  private readonly counters = new Counters();
+  private policy: CompiledPolicy;
+  private starting: Promise<void> | null = null;
+  private closed = false;
+
+  private constructor(config: AuthzConfig, deps: AuthzEngineDeps) {
+    this.config = config;
+    this.logger = deps.logger ?? silentLogger;
+    this.now = deps.now ?? Date.now;
+    this.policy = CompiledPolicy.compile(config.policy);
+    checkRoleTargets(config, this.policy);
+    const keyDeps = {
+      fetch: deps.fetch ?? ((input: string, init: RequestInit) => fetch(input, init)),
+      logger: this.logger,
+      persistDir: config.jwksCacheDir ?? null,
+    };
+    this.issuers = config.issuers.map((issuer) => compileIssuer(issuer, keyDeps));
+    this.verifier = new TokenVerifier(this.issuers, config.forwardClaims);
+    this.cache = new TokenCache({
+      maxEntries: config.cache.maxEntries,
+      maxTtlMs: config.cache.maxTtlSeconds * 1000,
+      negativeTtlMs: config.cache.negativeTtlSeconds * 1000,
+      negativeMaxEntries: config.cache.negativeMaxEntries,
+    });
+    this.sources = config.tokens;
+  }
+
+  /** Validates the config (AuthError 'config_invalid' with zod paths) and builds the engine. No I/O but reading configured files. */
+  static create(config: unknown, deps: AuthzEngineDeps = {}): AuthzEngine {
+    return new AuthzEngine(parseAuthzConfig(config), deps);
+  }
+
+  /** Fetches keys (warm-up). Resolves when every issuer has made its first attempt, whatever the outcome: check ready(). */
+  start(): Promise<void> {
+    if (this.closed) return Promise.reject(new AuthError('closed', 'engine is closed'));
+    this.starting ??= Promise.all(this.issuers.map((i) => i.keys.start())).then(() => {
+      const down = this.issuers.filter((i) => !i.keys.ready()).map((i) => i.id);
+      if (down.length > 0) this.logger.warn({ issuers: down }, 'no keys yet for some issuers');
+      else this.logger.info({ issuers: this.issuers.length }, 'authorization engine ready');
+    });
+    return this.starting;
+  }
+
+  /** True when every issuer has keys to verify with (possibly stale or persisted ones). */
+  ready(): boolean {
+    return this.issuers.every((i) => i.keys.ready());
+  }
+
+  issuerStatus(): IssuerStatus[] {
+    return this.issuers.map((i) => ({ id: i.id, iss: i.iss, ...i.keys.status() }));
+  }
+
+  /** Refetches every remote key set now, ignoring back-off (e.g. on SIGHUP). */
+  async refreshKeys(): Promise<void> {
+    await Promise.all(this.issuers.map((i) => i.keys.refresh(true)));
+  }
+
+  /**
+   * Swaps in a new policy atomically; in-flight decisions finish with whichever policy they
+   * started authorizing with. Throws AuthError('config_invalid') and keeps the old policy if
+   * the new one is invalid. Issuer and key changes need a new engine.
+   */
+  reloadPolicy(policy: PolicyConfigInput): void {
+    const next = CompiledPolicy.compile(policy);
+    checkRoleTargets(this.config, next);
+    this.policy = next;
+    this.logger.info({ generation: next.generation, rules: next.rules.length }, 'policy reloaded');
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const issuer of this.issuers) issuer.keys.close();
+    this.cache.clear();
+  }
+
+  decide(req: AuthzRequest): Decision | Promise<Decision> {
+    if (this.closed) throw new AuthError('closed', 'engine is closed');
+    const path = normalizePath(req.path);
+    if (path instanceof PathRejection) return this.count(denial('bad_request', null, null));
+    const token = extractToken(req, this.sources);
+    if (token === null) return this.count(this.anonymous(req, path, null));
+    if (token instanceof TokenRejection) return this.count(denial('malformed_token', null, null));
+    const now = this.now();
+    const hit = this.cache.get(token, now);
+    if (hit !== undefined) {
+      this.counters.hits++;
+      if (hit === EXPIRED) return this.count(denial('expired', null, 'hit'));
+      if (hit === NOT_YET_VALID) return this.count(denial('not_yet_valid', null, 'hit'));
+      return this.count(this.authorize(req, path, hit, 'hit', null));
+    }
+    const negative = this.cache.getNegative(token, now);
+    if (negative !== undefined) {
+      this.counters.negativeHits++;
+      return this.count(denial(negative.reason, negative.iss, 'negative'));
+    }
+    this.counters.misses++;
+    return this.verifyThenAuthorize(req, path, token, now);
+  }
+
+  /** decide() with a trace, bypassing the token cache and counters. */
+  async explain(req: AuthzRequest, options: { verbose?: boolean } = {}): Promise<Explanation> {
+    const trace: string[] = [];
+    const query = req.query ? `?${req.query}` : '';
+    trace.push(
+      `request: ${req.method} ${req.path}${query} host=${req.host ?? '-'} src=${req.src ?? '-'}` +
+        `${req.prefectUi ? ' X-Prefect-UI: true' : ''}`,
+    );
+    const done = (decision: Decision): Explanation => {
+      trace.push(
+        `decision: ${decision.allow ? 'allow' : 'deny'} ${decision.status} ${decision.reason}` +
+          ` role=${decision.role ?? '-'} rule=${decision.rule ?? '-'} tag=${decision.tag ?? '-'}`,
+      );
+      return { decision, trace };
+    };
+    const path = normalizePath(req.path);
+    if (path instanceof PathRejection) {
+      trace.push(`path: refused: ${path.why}`);
+      return done(denial('bad_request', null, null));
+    }
+    trace.push(path === req.path ? `path: ${path}` : `path: ${path} (normalised from ${req.path})`);
+    const token = extractToken(req, this.sources);
+    if (token === null) {
+      trace.push('token: none');
+      return done(this.anonymous(req, path, trace, options.verbose));
+    }
+    if (token instanceof TokenRejection) {
+      trace.push(`token: refused: ${token.why}`);
+      return done(denial('malformed_token', null, null));
+    }
+    trace.push(`token: from ${tokenSourceOf(req, this.sources)}, ${token.length} bytes`);
+    const outcome = await this.verifier.verify(token, this.now(), trace);
+    if (!outcome.ok) {
+      trace.push(`verification failed: ${outcome.reason} (${outcome.detail})`);
+      return done(denial(outcome.reason, outcome.iss, 'miss'));
+    }
+    return done(this.authorize(req, path, outcome.identity, 'miss', trace, options.verbose));
+  }
+
+  stats(): AuthzStats {
+    const c = this.counters;
+    return {
+      decisions: { ...c.decisions },
+      allowed: c.allowed,
+      denied: c.denied,
+      cache: {
+        hits: c.hits,
+        misses: c.misses,
+        negativeHits: c.negativeHits,
+        coalesced: c.coalesced,
+        entries: this.cache.size,
+        negativeEntries: this.cache.negativeSize,
+      },
+      verifications: c.verifications,
+      issuers: this.issuerStatus(),
+      policyGeneration: this.policy.generation,
+    };
+  }
+
+  private async verifyThenAuthorize(
+    req: AuthzRequest,
+    path: string,
+    token: string,
+    now: number,
+  ): Promise<Decision> {
+    let pending = this.inflight.get(token);
+    if (pending === undefined) {
+      pending = this.verifyAndRemember(token, now);
+      this.inflight.set(token, pending);
+    } else {
+      this.counters.coalesced++;
+    }
+    const outcome = await pending;
+    if (!outcome.ok) return this.count(denial(outcome.reason, outcome.iss, 'miss'));
+    return this.count(this.authorize(req, path, outcome.identity, 'miss', null));
+  }
+
+  private async verifyAndRemember(token: string, now: number): Promise<VerifyOutcome> {
+    this.counters.verifications++;
+    let outcome: VerifyOutcome;
+    try {
+      outcome = await this.verifier.verify(token, now, null);
+    } catch (err) {
+      // A bug, not a token problem: fail closed with a 503-class reason, never cached.
+      this.logger.error({ err: String(err) }, 'unexpected verification failure');
+      outcome = { ok: false, reason: 'keys_unavailable', iss: null, detail: String(err) };
+    } finally {
+      this.inflight.delete(token);
+    }
+    if (outcome.ok) this.cache.set(token, outcome.identity, this.now());
+    else if (NEGATIVE_CACHEABLE.has(outcome.reason))
+      this.cache.setNegative(token, outcome.reason, outcome.iss, now);
+    return outcome;
+  }
+
+  private anonymous(req: AuthzRequest, path: string, trace: string[] | null, verbose = false): Decision {
+    const policy = this.policy;
+    const ctx = newMatchContext(
+      req.method,
+      pathSegments(path),
+      req.query,
+      req.host,
+      req.src,
+      req.prefectUi === true,
+      null,
+      null,
+      0,
+    );
+    const rule = trace ? policy.matchTraced(ctx, trace, verbose) : policy.match(ctx);
+    if (rule === null) return denial('missing_token', null, null);
+    const reason: Reason = rule.effect === 'allow' ? 'ok' : 'forbidden';
+    return makeDecision(
+      reason,
+      null,
+      null,
+      reason === 'ok' ? ANONYMOUS_ROLE : null,
+      rule.tag,
+      rule.name,
+      null,
+      NO_CLAIMS,
+    );
+  }
+
+  private authorize(
+    req: AuthzRequest,
+    path: string,
+    identity: Identity,
+    cache: CacheOutcome,
+    trace: string[] | null,
+    verbose = false,
+  ): Decision {
+    const policy = this.policy;
+    if (identity.maskGeneration !== policy.generation) {
+      identity.directMask = policy.roles.directMask(identity.roles);
+      identity.effectiveMask = policy.roles.effectiveMask(identity.directMask);
+      identity.maskGeneration = policy.generation;
+    }
+    if (trace) {
+      const names = (mask: number) => policy.roles.names.filter((_, i) => mask & (1 << i)).join(', ');
+      trace.push(
+        `policy roles: held [${names(identity.directMask)}], effective [${names(identity.effectiveMask)}]`,
+      );
+    }
+    const ctx = newMatchContext(
+      req.method,
+      pathSegments(path),
+      req.query,
+      req.host,
+      req.src,
+      req.prefectUi === true,
+      identity.scopes,
+      identity.claims,
+      identity.effectiveMask,
+    );
+    const rule = trace ? policy.matchTraced(ctx, trace, verbose) : policy.match(ctx);
+    const allow = rule !== null && rule.effect === 'allow';
+    const role = allow
+      ? policy.roles.grantingRole(identity.directMask, rule.anyMask | rule.allMask)
+      : policy.roles.highestRole(identity.directMask);
+    return makeDecision(
+      allow ? 'ok' : 'forbidden',
+      identity.sub,
+      identity.iss,
+      role,
+      rule?.tag ?? null,
+      rule?.name ?? null,
+      cache,
+      identity.forwarded,
+    );
+  }
+
+  private count(decision: Decision): Decision {
+    const c = this.counters;
+    c.decisions[decision.reason]++;
+    if (decision.allow) c.allowed++;
+    else c.denied++;
+    return decision;
+  }
+}
+
+function denial(reason: Reason, iss: string | null, cache: CacheOutcome | null): Decision {
+  return makeDecision(reason, null, iss, null, null, null, cache, NO_CLAIMS);
+}
+
+/** Issuer role mappings must name roles the policy knows; a typo would silently grant nothing. */
+function checkRoleTargets(config: AuthzConfig, policy: CompiledPolicy): void {
+  const issues: AuthErrorIssue[] = [];
+  config.issuers.forEach((issuer, i) => {
+    for (const [group, target] of Object.entries(issuer.roles.map)) {
+      for (const role of typeof target === 'string' ? [target] : target) {
+        if (!policy.roles.has(role))
+          issues.push({ path: `issuers.${i}.roles.map.${group}`, message: `unknown role "${role}"` });
+      }
+    }
+    issuer.roles.default.forEach((role, j) => {
+      if (!policy.roles.has(role))
+        issues.push({ path: `issuers.${i}.roles.default.${j}`, message: `unknown role "${role}"` });
+    });
+  });
+  if (issues.length > 0) {
+    const summary = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+    throw new AuthError('config_invalid', `invalid authorization config: ${summary}`, { issues });
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * One error family for the auth engine. `code` is stable and safe to switch on; `message` is for
+ * humans. Token verification failures are not errors: they are Decisions with a Reason.
+ */
+export const AUTH_ERROR_CODES = [
+  /** Configuration rejected (zod issues in `issues`, or a secret/file that cannot be loaded). */
+  'config_invalid',
+  /** A key set could not be obtained: network failure, timeout, non-200, junk body, redirect. */
+  'keys_unavailable',
+  /** OIDC discovery document missing, invalid, or naming another issuer. */
+  'discovery_failed',
+  /** A JWKS/discovery URL that is neither https nor loopback without `allowInsecureHttp`. */
+  'insecure_url',
+  /** The engine was used after close(). */
+  'closed',
+] as const;
+
+export type AuthErrorCode = (typeof AUTH_ERROR_CODES)[number];
+
+export interface AuthErrorIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+export class AuthError extends Error {
+  override readonly name = 'AuthError';
+  readonly code: AuthErrorCode;
+  readonly issues: readonly AuthErrorIssue[];
+
+  constructor(
+    code: AuthErrorCode,
+    message: string,
+    options?: { cause?: unknown; issues?: AuthErrorIssue[] },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.issues = options?.issues ?? [];
+  }
+}
+
+export function isAuthError(err: unknown, code?: AuthErrorCode): err is AuthError {
+  return err instanceof AuthError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,171 @@
+import { webcrypto } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { AuthError } from './errors.js';
+import { isJwkSet } from './http-fetch.js';
+import { HMAC_MIN_BYTES, type IssuerConfig, type KeysConfig } from './issuer-config.js';
+
+export interface KeySourceStatus {
+  readonly kind: KeysConfig['type'];
+  /** Keys are available for verification (possibly stale ones). */
+  readonly ready: boolean;
+  /** Last fetch attempt succeeded (true), failed (false); null if never tried or no provider. */
+  readonly providerUp: boolean | null;
+  /** Where the current keys came from. */
+  readonly origin: 'config' | 'network' | 'persisted' | 'none';
+  readonly url: string | null;
+  readonly keyCount: number;
+  readonly fetches: number;
+  readonly failures: number;
+  readonly lastSuccessAgeMs: number | null;
+  readonly lastError: string | null;
+}
+
+/** Where an issuer's verification keys come from. */
+export interface KeySource {
+  readonly kind: KeysConfig['type'];
+  /** jose key resolver: (protectedHeader, token) -> key. */
+  readonly getKey: JWTVerifyGetKey;
+  /** Load/fetch keys; resolves when the first attempt is over, whatever its outcome. */
+  start(): Promise<void>;
+  /** Fetch now (remote sources); `force` ignores the failure back-off. Never rejects. */
+  refresh(force?: boolean): Promise<void>;
+  close(): void;
+  ready(): boolean;
+  /** The provider is known to be unreachable (last fetch failed). */
+  providerDown(): boolean;
+  status(): KeySourceStatus;
+}
+
+function staticStatus(kind: KeysConfig['type'], keyCount: number): KeySourceStatus {
+  return {
+    kind,
+    ready: true,
+    providerUp: null,
+    origin: 'config',
+    url: null,
+    keyCount,
+    fetches: 0,
+    failures: 0,
+    lastSuccessAgeMs: null,
+    lastError: null,
+  };
+}
+
+/** A JWKS given inline or read once from a file. */
+export class LocalKeySource implements KeySource {
+  readonly kind: 'jwks' | 'jwks-file';
+  readonly getKey: JWTVerifyGetKey;
+  private readonly keyCount: number;
+
+  constructor(kind: 'jwks' | 'jwks-file', jwks: JSONWebKeySet) {
+    this.kind = kind;
+    this.keyCount = jwks.keys.length;
+    this.getKey = createLocalJWKSet(jwks);
+  }
+
+  static fromFile(path: string, issuerId: string): LocalKeySource {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(path, 'utf8'));
+    } catch (cause) {
+      throw new AuthError('config_invalid', `issuer ${issuerId}: cannot read JWKS file ${path}`, { cause });
+    }
+    if (!isJwkSet(parsed)) {
+      throw new AuthError('config_invalid', `issuer ${issuerId}: ${path} is not a JWK Set ({"keys": [...]})`);
+    }
+    return new LocalKeySource('jwks-file', parsed as JSONWebKeySet);
+  }
+
+  async start(): Promise<void> {}
+  async refresh(): Promise<void> {}
+  close(): void {}
+  ready(): boolean {
+    return true;
+  }
+  providerDown(): boolean {
+    return false;
+  }
+  status(): KeySourceStatus {
+    return staticStatus(this.kind, this.keyCount);
+  }
+}
+
+const HMAC_HASH = { HS256: 'SHA-256', HS384: 'SHA-384', HS512: 'SHA-512' } as const;
+
+function loadSecret(keys: Extract<KeysConfig, { type: 'secret' }>, issuerId: string): Buffer {
+  let text: string;
+  if (keys.value !== undefined) {
+    text = keys.value;
+  } else if (keys.env !== undefined) {
+    const value = process.env[keys.env];
+    if (value === undefined || value === '') {
+      throw new AuthError(
+        'config_invalid',
+        `issuer ${issuerId}: environment variable ${keys.env} is not set`,
+      );
+    }
+    text = value;
+  } else {
+    try {
+      text = readFileSync(keys.file as string, 'utf8').replace(/\r?\n$/, '');
+    } catch (cause) {
+      throw new AuthError('config_invalid', `issuer ${issuerId}: cannot read secret file ${keys.file}`, {
+        cause,
+      });
+    }
+  }
+  return Buffer.from(text, keys.encoding);
+}
+
+/** A shared HMAC secret (tokens minted by an edge, e.g. a Cloudflare Worker). */
+export class SecretKeySource implements KeySource {
+  readonly kind = 'secret' as const;
+  readonly getKey: JWTVerifyGetKey;
+  private readonly algorithms: readonly string[];
+
+  constructor(issuer: IssuerConfig) {
+    const keys = issuer.keys;
+    if (keys.type !== 'secret') throw new TypeError('SecretKeySource needs keys.type "secret"');
+    const secret = loadSecret(keys, issuer.id);
+    for (const alg of issuer.algorithms) {
+      const min = HMAC_MIN_BYTES[alg as keyof typeof HMAC_MIN_BYTES];
+      if (min !== undefined && secret.length < min) {
+        throw new AuthError(
+          'config_invalid',
+          `issuer ${issuer.id}: ${alg} needs a secret of at least ${min} bytes (RFC 7518 3.2), got ${secret.length}`,
+        );
+      }
+    }
+    this.algorithms = issuer.algorithms;
+    // One CryptoKey per algorithm, imported once: jose would import a raw secret on every verify.
+    const imported = new Map<string, Promise<webcrypto.CryptoKey>>();
+    this.getKey = (header) => {
+      const alg = header.alg as keyof typeof HMAC_HASH;
+      let key = imported.get(alg);
+      if (key === undefined) {
+        const hash = HMAC_HASH[alg];
+        if (hash === undefined) return Promise.reject(new TypeError(`no HMAC key for ${String(alg)}`));
+        key = webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash }, false, ['verify']);
+        imported.set(alg, key);
+      }
+      return key;
+    };
+  }
+
+  async start(): Promise<void> {
+    // Import now so the first request does not pay for it.
+    await Promise.all(this.algorithms.map((alg) => this.getKey({ alg }, { payload: '', signature: '' })));
+  }
+  async refresh(): Promise<void> {}
+  close(): void {}
+  ready(): boolean {
+    return true;
+  }
+  providerDown(): boolean {
+    return false;
+  }
+  status(): KeySourceStatus {
+    return staticStatus('secret', this.algorithms.length);
+  }
+}

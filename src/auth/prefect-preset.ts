@@ -1,0 +1,261 @@
+import type { PrefectPresetConfig, RuleConfigInput } from './policy-config.js';
+
+/**
+ * Built-in policy for a self-hosted Prefect server, after authz-reference.md 3.2 (route
+ * inventory) and 3.9 (role model). Rules are data: the same shape as custom rules, evaluated
+ * after them, first match wins, no match denies.
+ *
+ * Reading guide. Roles are conditions, so an allow rule for role X is skipped for other roles
+ * and evaluation goes on. Where a broad rule further down (viewer: every GET) would grant
+ * something only some roles may have, an explicit deny comes first. Deny rules here are not
+ * anonymous: a request without a token falls through to the default deny and gets 401, not 403.
+ *
+ * Paths are relative to `basePath` (default /api). UUID path parameters are plain `:id`
+ * segments: Prefect answers 422 for a non-UUID, and the segment count already tells routes apart.
+ */
+
+/** POSTs that only read (authz-reference 3.2 "Read-only POST matcher"), minus block documents. */
+const READ_ONLY_POSTS: Array<[slug: string, path: string]> = [
+  [
+    'collections.filter+count+paginate',
+    '/(flows|flow_runs|task_runs|deployments|work_pools|work_queues|artifacts|block_types|block_schemas|concurrency_limits|variables|automations|saved_searches|logs|events|task_workers)/(filter|count|paginate)',
+  ],
+  ['artifacts.latest.filter+count+paginate', '/artifacts/latest/(filter|count|paginate)'],
+  ['v2.concurrency_limits.filter+count+paginate', '/v2/concurrency_limits/(filter|count|paginate)'],
+  [
+    'work_pools.pool.queues+workers.filter+count+paginate',
+    '/work_pools/:pool/(queues|workers)/(filter|count|paginate)',
+  ],
+  ['flow_runs+task_runs.history', '/(flow_runs|task_runs)/history'],
+  ['flow_runs.lateness', '/flow_runs/lateness'],
+  ['flow_runs.id.input.filter', '/flow_runs/:id/input/filter'],
+  ['events.count-by', '/events/count-by/:countable'],
+  ['ui', '/ui/**'],
+  ['work_pools.pool.concurrency_status', '/work_pools/:pool/concurrency_status'],
+  ['work_queues.id.concurrency_status', '/work_queues/:id/concurrency_status'],
+];
+
+/** Websocket upgrades (GET) that write: only workers and admins. */
+const WRITE_SOCKETS = [
+  '/events/in',
+  '/work_pools/:pool/workers/connect',
+  '/task_runs/subscriptions/scheduled',
+];
+
+/** Machine role: workers, flow-run processes, task workers (authz-reference 3.3, 3.9). */
+const WORKER: Array<[methods: string[], path: string]> = [
+  [['GET'], '/work_pools/:pool'],
+  [['POST'], '/work_pools/:pool/(get_scheduled_flow_runs|concurrency_status)'],
+  [['POST'], '/work_pools/:pool/workers/(heartbeat|filter)'],
+  [['POST'], '/work_pools/:pool/queues/filter'],
+  [['POST'], '/work_pools'],
+  [['PATCH'], '/work_pools/:pool'],
+  [['GET'], '/deployments/:id'],
+  [['GET'], '/deployments/name/:flow/:deployment'],
+  [['POST'], '/deployments/:id/create_flow_run'],
+  [['GET'], '/flows/:id'],
+  [['GET'], '/flows/name/:name'],
+  [['POST'], '/flows'],
+  [['POST'], '/flow_runs'],
+  [['GET', 'PATCH'], '/flow_runs/:id'],
+  [['POST'], '/flow_runs/filter'],
+  [['POST'], '/flow_runs/:id/(set_state|input)'],
+  [['POST'], '/flow_runs/:id/input/filter'],
+  [['GET', 'DELETE'], '/flow_runs/:id/input/:key'],
+  [['PATCH'], '/flow_runs/:id/labels'],
+  [['POST'], '/task_runs'],
+  [['GET', 'PATCH'], '/task_runs/:id'],
+  [['POST'], '/task_runs/:id/set_state'],
+  [['POST'], '/task_runs/filter'],
+  [['POST'], '/logs'],
+  [['POST'], '/events'],
+  [['POST'], '/artifacts'],
+  [['PATCH'], '/artifacts/:id'],
+  [['POST'], '/artifacts/filter'],
+  [['POST'], '/artifacts/latest/filter'],
+  [['GET'], '/artifacts/:key/latest'],
+  [['GET'], '/block_documents/:id'],
+  [['GET'], '/block_types/slug/:slug'],
+  [['GET'], '/block_types/slug/:slug/block_documents/name/:name'],
+  [['GET'], '/block_schemas/checksum/:checksum'],
+  [['GET'], '/variables/:id'],
+  [['GET'], '/variables/name/:name'],
+  [['POST'], '/variables/filter'],
+  [['GET'], '/admin/storage'],
+  [['POST'], '/concurrency_limits/(increment|decrement)'],
+  [['POST'], '/v2/concurrency_limits/(increment|decrement|increment-with-lease|decrement-with-lease)'],
+  [['POST'], '/v2/concurrency_limits/leases/:lease/renew'],
+  [['GET'], '/concurrency_limits/tag/:tag'],
+  [['GET'], '/v2/concurrency_limits/:name'],
+  [['GET'], WRITE_SOCKETS[0] as string],
+  [['GET'], WRITE_SOCKETS[1] as string],
+  [['GET'], WRITE_SOCKETS[2] as string],
+];
+
+/** Block reads a worker may make with include_secrets (job-variable templating, flow-run blocks). */
+const WORKER_SECRET_READS = [
+  '/block_documents/:id',
+  '/block_types/slug/:slug/block_documents/name/:name',
+  '/block_types/slug/:slug',
+  '/block_schemas/checksum/:checksum',
+];
+
+/** Runner-style actions (Cloud "Runner"). */
+const OPERATOR: Array<[methods: string[], path: string]> = [
+  [['POST'], '/deployments/:id/create_flow_run'],
+  [['POST'], '/deployments/:id/create_flow_run/bulk'],
+  [['POST'], '/deployments/:id/schedule'],
+  [['POST'], '/deployments/:id/(pause_deployment|resume_deployment)'],
+  [['POST'], '/flow_runs/:id/(set_state|resume|input)'],
+  [['POST'], '/flow_runs/bulk_set_state'],
+  [['PATCH'], '/flow_runs/:id/labels'],
+  [['POST'], '/concurrency_limits/tag/:tag/reset'],
+  [['POST'], '/work_queues/:id/get_runs'],
+];
+
+const WRITE = ['POST', 'PUT', 'PATCH', 'DELETE'];
+
+/** Deployers and CI. */
+const DEVELOPER: Array<[methods: string[], path: string]> = [
+  [['POST'], '/flows'],
+  [['POST'], '/deployments'],
+  [['PATCH', 'DELETE'], '/deployments/:id'],
+  [['POST'], '/deployments/:id/schedules'],
+  [['PATCH', 'DELETE'], '/deployments/:id/schedules/:schedule'],
+  [WRITE, '/(block_documents|variables|automations)/**'],
+  [WRITE, '/(work_pools|work_queues|artifacts)/**'],
+  [WRITE, '/(concurrency_limits|saved_searches)/**'],
+  [WRITE, '/v2/concurrency_limits/**'],
+  [['POST'], '/(block_types|block_schemas)'],
+  [['DELETE'], '/(flow_runs|task_runs)/:id'],
+];
+
+/** Admin-only writes a developer's broad rules above would otherwise cover. */
+const ADMIN_ONLY_WRITES: Array<[methods: string[], path: string]> = [
+  [['POST'], '/:resource/bulk_delete'],
+  [['DELETE'], '/work_pools/:pool/workers/:worker'],
+];
+
+/** Readable, unique rule names: prefect.<role>.<methods>.<path with params and groups flattened>. */
+function ruleName(role: string, methods: readonly string[], path: string): string {
+  const slug = path
+    .slice(1)
+    .replaceAll('/', '.')
+    .replace(/[:()]/g, '')
+    .replaceAll('|', '+')
+    .replaceAll('**', 'all');
+  return `prefect.${role}.${methods.join('+').toLowerCase()}.${slug}`;
+}
+
+export function prefectPresetRules(options: PrefectPresetConfig): RuleConfigInput[] {
+  const base = options.basePath;
+  const api = (path: string) => `${base}${path}`;
+  const rules: RuleConfigInput[] = [];
+  const add = (rule: RuleConfigInput) => rules.push(rule);
+  const poolClaim = (path: string): Record<string, { param: string }> | undefined =>
+    options.workPoolClaim !== undefined && path.startsWith('/work_pools/:pool')
+      ? { [options.workPoolClaim]: { param: 'pool' } }
+      : undefined;
+
+  add({
+    name: 'prefect.health',
+    methods: ['GET'],
+    path: api('/(health|ready|version|hello)'),
+    anonymous: true,
+    tag: 'health',
+  });
+  add({ name: 'prefect.admin', path: api('/**'), roles: ['admin'] });
+
+  // Secrets: block reads with include_secrets (query). The JSON-body variant on
+  // POST /block_documents/filter is not given to viewers at all.
+  add({
+    name: 'prefect.developer.get.secrets',
+    methods: ['GET'],
+    path: api('/**'),
+    query: { include_secrets: { truthy: true } },
+    roles: ['developer'],
+    tag: 'secrets',
+  });
+  for (const path of WORKER_SECRET_READS) {
+    add({
+      name: ruleName('worker', ['GET'], `${path}/secrets`),
+      methods: ['GET'],
+      path: api(path),
+      query: { include_secrets: { truthy: true } },
+      roles: ['worker'],
+      tag: 'secrets',
+    });
+  }
+  add({
+    name: 'prefect.deny.secrets',
+    effect: 'deny',
+    path: api('/**'),
+    query: { include_secrets: { truthy: true } },
+    tag: 'secrets',
+  });
+  add({ name: 'prefect.deny.admin-settings', effect: 'deny', path: api('/admin/settings') });
+  for (const [methods, path] of ADMIN_ONLY_WRITES) {
+    add({ name: ruleName('deny', methods, path), effect: 'deny', methods, path: api(path) });
+  }
+
+  // Any valid token: what every Prefect client calls first.
+  add({ name: 'prefect.base', methods: ['GET'], path: api('/(csrf-token|docs|redoc|openapi.json)') });
+  add({ name: 'prefect.base.version', methods: ['GET'], path: api('/admin/version') });
+  add({ name: 'prefect.base.docs', methods: ['GET'], path: api('/docs/**') });
+
+  for (const [methods, path] of WORKER) {
+    const claims = poolClaim(path);
+    add({
+      name: ruleName('worker', methods, path),
+      methods,
+      path: api(path),
+      roles: ['worker'],
+      ...(claims ? { claims } : {}),
+    });
+  }
+  for (const path of WRITE_SOCKETS) {
+    add({ name: ruleName('deny', ['GET'], path), effect: 'deny', methods: ['GET'], path: api(path) });
+  }
+  for (const [methods, path] of OPERATOR) {
+    add({ name: ruleName('operator', methods, path), methods, path: api(path), roles: ['operator'] });
+  }
+  for (const [methods, path] of DEVELOPER) {
+    add({ name: ruleName('developer', methods, path), methods, path: api(path), roles: ['developer'] });
+  }
+
+  add({ name: 'prefect.viewer.read', methods: ['GET'], path: api('/**'), roles: ['viewer'] });
+  for (const [slug, path] of READ_ONLY_POSTS) {
+    add({ name: `prefect.viewer.post.${slug}`, methods: ['POST'], path: api(path), roles: ['viewer'] });
+  }
+  add({
+    name: 'prefect.viewer.ui-get-runs',
+    methods: ['POST'],
+    path: api('/work_queues/:id/get_runs'),
+    prefectUi: true,
+    roles: ['viewer'],
+  });
+  add({
+    name: 'prefect.viewer.saved-search',
+    methods: ['PUT'],
+    path: api('/saved_searches'),
+    roles: ['viewer'],
+  });
+  add({
+    name: 'prefect.viewer.saved-search-delete',
+    methods: ['DELETE'],
+    path: api('/saved_searches/:id'),
+    roles: ['viewer'],
+  });
+
+  if (options.ui !== 'deny') {
+    add({
+      name: 'prefect.ui',
+      methods: ['GET'],
+      path: '/**',
+      pathNot: [api('/**')],
+      anonymous: options.ui === 'anonymous',
+      tag: 'ui',
+    });
+  }
+  return rules;
+}

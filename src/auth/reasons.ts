@@ -1,0 +1,59 @@
+/** Decision reasons: names are part of the HAProxy contract (txn.<prefix>.reason). */
+export const REASONS = [
+  'ok',
+  'missing_token',
+  'malformed_token',
+  'unknown_issuer',
+  'bad_algorithm',
+  'bad_signature',
+  'expired',
+  'not_yet_valid',
+  'bad_audience',
+  'bad_claims',
+  'unknown_key',
+  'forbidden',
+  'keys_unavailable',
+  'bad_request',
+] as const;
+
+export type Reason = (typeof REASONS)[number];
+export type DecisionStatus = 200 | 401 | 403 | 503;
+
+/**
+ * HTTP status per reason. The contract only has 200/401/403/503, so an ambiguous or malformed
+ * path (`bad_request`) is a 403: the request is refused whatever credentials come with it.
+ */
+export const STATUS_BY_REASON: Readonly<Record<Reason, DecisionStatus>> = {
+  ok: 200,
+  missing_token: 401,
+  malformed_token: 401,
+  unknown_issuer: 401,
+  bad_algorithm: 401,
+  bad_signature: 401,
+  expired: 401,
+  not_yet_valid: 401,
+  bad_audience: 401,
+  bad_claims: 401,
+  unknown_key: 401,
+  forbidden: 403,
+  keys_unavailable: 503,
+  bad_request: 403,
+};
+
+/** Token failures worth remembering briefly: retrying them cannot succeed within seconds. */
+export const NEGATIVE_CACHEABLE: ReadonlySet<Reason> = new Set<Reason>([
+  'malformed_token',
+  'unknown_issuer',
+  'bad_algorithm',
+  'bad_signature',
+  'expired',
+  'bad_audience',
+  'bad_claims',
+  'unknown_key',
+]);
+
+const REASON_SET: ReadonlySet<string> = new Set(REASONS);
+
+export function isReason(value: unknown): value is Reason {
+  return typeof value === 'string' && REASON_SET.has(value);
+}
