@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+/**
+ * spoe-authz: the HAProxy SPOE authorization agent.
+ *   serve (default)  run the agent
+ *   check            validate the config (and with --spoe-conf, the SPOE file)
+ *   explain          print a decision and its trace for a request
+ *   token            mint a DEVELOPMENT token (dev issuer only)
+ * Exit codes: 0 ok, 1 failure at run time, 2 usage or config error.
+ */
+import { parseArgs } from 'node:util';
+import { runCheck } from './commands/check.js';
+import { runExplain } from './commands/explain.js';
+import { runServe } from './commands/serve.js';
+import { runToken } from './commands/token.js';
+import { ConfigError, formatIssue } from './config/errors.js';
+
+export const USAGE = `usage: spoe-authz [command] [options]
+
+commands:
+  serve                  run the agent (default)
+  check                  validate the config; with --spoe-conf FILE also the SPOE file
+  explain                decide one request and print the trace
+  token                  mint a token from the built-in DEVELOPMENT issuer
+
+common options:
+  -c, --config FILE      YAML or JSON config (default: $AUTHZ_CONFIG, else environment, else
+                         the built-in development default)
+  -h, --help             this text
+
+serve:
+  --listen ADDR          SPOP address, host:port or unix:/path (overrides config "listen")
+  --metrics-listen ADDR  /metrics, /healthz, /readyz address, or "off"
+  --log-level LEVEL      fatal, error, warn, info, debug, trace, silent
+  --workers N            processes sharing the SPOP port (node:cluster); default 1
+
+check:
+  --spoe-conf FILE       also check that this SPOE config sends the args and var-prefix we expect
+
+explain:
+  --method M --path P [--query Q] [--host H] [--src IP] [--prefect-ui]
+  [--token JWT | --authorization "Bearer JWT"] [--cookie VALUE] [--token-header VALUE]
+  [--verbose (every rule tried)] [--json]
+
+token:
+  --sub SUBJECT [--roles viewer,operator] [--scope "a b"] [--ttl SECONDS] [--aud AUDIENCE]
+  [--claim name=value ...]
+`;
+
+const options = {
+  config: { type: 'string', short: 'c' },
+  help: { type: 'boolean', short: 'h' },
+  listen: { type: 'string' },
+  'metrics-listen': { type: 'string' },
+  'log-level': { type: 'string' },
+  workers: { type: 'string' },
+  'spoe-conf': { type: 'string' },
+  method: { type: 'string' },
+  path: { type: 'string' },
+  query: { type: 'string' },
+  host: { type: 'string' },
+  src: { type: 'string' },
+  'prefect-ui': { type: 'boolean' },
+  token: { type: 'string' },
+  authorization: { type: 'string' },
+  cookie: { type: 'string' },
+  'token-header': { type: 'string' },
+  json: { type: 'boolean' },
+  verbose: { type: 'boolean', short: 'v' },
+  sub: { type: 'string' },
+  roles: { type: 'string' },
+  scope: { type: 'string' },
+  ttl: { type: 'string' },
+  aud: { type: 'string' },
+  claim: { type: 'string', multiple: true },
+} as const;
+
+export type CliValues = ReturnType<typeof parse>['values'];
+
+function parse(argv: string[]) {
+  return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const command = positionals[0] ?? 'serve';
+  if (positionals.length > 1) {
+    process.stderr.write(`unexpected argument: ${positionals[1]}\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    switch (command) {
+      case 'serve':
+        return await runServe(values);
+      case 'check':
+        return await runCheck(values);
+      case 'explain':
+        return await runExplain(values);
+      case 'token':
+        return await runToken(values);
+      default:
+        process.stderr.write(`unknown command: ${command}\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(
+        `config error (${err.source}):\n${err.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`,
+      );
+      return 2;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+// Run when executed as the entry point (not when imported by tests).
+const entry = process.argv[1] ?? '';
+if (entry.endsWith('/cli.js') || entry.endsWith('/cli.ts')) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

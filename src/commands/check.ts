@@ -1,0 +1,24 @@
+/** `check`: validate the config (field paths on error) and optionally the SPOE file. */
+
+import { AuthzEngine } from '../auth/index.js';
+import type { CliValues } from '../cli.js';
+import { loadConfig } from '../config/load.js';
+import { checkSpoeConf } from './spoe-conf-check.js';
+
+export async function runCheck(values: CliValues): Promise<number> {
+  const config = loadConfig({ path: values.config });
+  // Building the engine compiles the policy and reads key files and secrets: what `serve` would do first.
+  const engine = AuthzEngine.create(config.authz);
+  engine.close();
+  const issuers = (config.authz.issuers ?? []).map((i) => i.id);
+  process.stdout.write(`config ok (${config.source}): issuers ${issuers.join(', ') || '(none)'}\n`);
+  if (config.dev) process.stdout.write('warning: the DEVELOPMENT issuer is enabled\n');
+  if (values['spoe-conf'] === undefined) return 0;
+  const claims = (config.authz.forwardClaims ?? []).map((c) => c.name);
+  const { errors, warnings } = checkSpoeConf(values['spoe-conf'], claims);
+  for (const w of warnings) process.stdout.write(`warning: ${values['spoe-conf']}: ${w}\n`);
+  for (const e of errors) process.stderr.write(`error: ${values['spoe-conf']}: ${e}\n`);
+  if (errors.length > 0) return 2;
+  process.stdout.write(`spoe config ok (${values['spoe-conf']})\n`);
+  return 0;
+}

@@ -1,0 +1,112 @@
+/** `serve`: run the agent until SIGTERM/SIGINT; SIGHUP reloads the config atomically. */
+import cluster from 'node:cluster';
+import type { Logger } from 'pino';
+import type { CliValues } from '../cli.js';
+import { UsageError } from '../cli.js';
+import { ConfigError, formatIssue } from '../config/errors.js';
+import { type AgentConfig, loadConfig } from '../config/load.js';
+import { createLogger } from '../log.js';
+import { startRuntime } from '../runtime.js';
+
+/** How long a graceful stop may take before what is left is destroyed. */
+const STOP_DEADLINE_MS = 10_000;
+
+export function cliOverrides(values: CliValues): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  if (values.listen !== undefined) o.listen = values.listen;
+  if (values['metrics-listen'] !== undefined) {
+    o.metrics = { listen: values['metrics-listen'] === 'off' ? null : values['metrics-listen'] };
+  }
+  if (values['log-level'] !== undefined) o.log = { level: values['log-level'] };
+  return o;
+}
+
+function load(values: CliValues): AgentConfig {
+  return loadConfig({ path: values.config, overrides: cliOverrides(values) });
+}
+
+export async function runServe(values: CliValues): Promise<number> {
+  const workers = values.workers === undefined ? 1 : Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 256) {
+    throw new UsageError(`--workers takes a whole number from 1 to 256, got "${values.workers}"`);
+  }
+  // Validate before forking, so a bad config stops the process with the field path.
+  const config = load(values);
+  const logger = createLogger(config.settings.log.level);
+  if (workers > 1 && cluster.isPrimary) return runPrimary(workers, logger);
+  return runWorker(values, config, logger);
+}
+
+async function runWorker(values: CliValues, config: AgentConfig, logger: Logger): Promise<number> {
+  const runtime = await startRuntime(config, logger);
+  let reloading = Promise.resolve();
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(async () => {
+      try {
+        await runtime.reload(load(values));
+      } catch (err) {
+        const detail = err instanceof ConfigError ? err.issues.map(formatIssue) : String(err);
+        logger.error({ err: detail }, 'config reload failed; keeping the running config');
+      }
+    });
+  });
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'stopping: draining SPOP connections');
+      runtime.close(STOP_DEADLINE_MS).then(
+        () => {
+          logger.info('stopped');
+          resolve(0);
+        },
+        (err: unknown) => {
+          logger.error({ err }, 'error while stopping');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    if (cluster.isWorker) process.once('disconnect', () => stop('SIGTERM'));
+  });
+}
+
+/** node:cluster primary: N workers share the SPOP port; signals are relayed. */
+async function runPrimary(workers: number, logger: Logger): Promise<number> {
+  logger.info({ workers }, 'starting workers');
+  let stopping = false;
+  const fork = () => cluster.fork();
+  for (let i = 0; i < workers; i++) fork();
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) return;
+    logger.error({ worker: worker.process.pid, code, signal }, 'worker exited; starting another');
+    setTimeout(fork, 1_000).unref();
+  });
+  process.on('SIGHUP', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+  });
+  return new Promise<number>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'stopping workers');
+      const alive = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+      let left = alive.length;
+      if (left === 0) resolve(0);
+      for (const w of alive) {
+        w.once('exit', () => {
+          if (--left === 0) resolve(0);
+        });
+        w.process.kill('SIGTERM');
+      }
+      setTimeout(() => {
+        for (const w of alive) w.process.kill('SIGKILL');
+        resolve(1);
+      }, STOP_DEADLINE_MS + 2_000).unref();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}

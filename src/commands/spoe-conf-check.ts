@@ -1,0 +1,99 @@
+/**
+ * `check --spoe-conf FILE`: does a SPOE config send what the agent reads, under a var-prefix
+ * whose variable names fit HAProxy's 63-byte limit? A small line parser of the keywords we
+ * care about (doc/SPOE.txt 2.x): `spoe-agent`, `messages`, `option var-prefix`,
+ * `spoe-message`, `args`, `event`, `register-var-names`.
+ */
+import { readFileSync } from 'node:fs';
+import { ARG, AUTHORIZE_MESSAGE } from '../agent/request.js';
+import { oversizedVarNames } from '../auth/index.js';
+
+export interface SpoeCheck {
+  readonly errors: string[];
+  readonly warnings: string[];
+}
+
+const REQUIRED_ARGS = [ARG.method, ARG.path] as const;
+const TOKEN_ARGS = [ARG.authorization, ARG.cookie, ARG.tokenHeader] as const;
+const RECOMMENDED_ARGS = [ARG.query, ARG.host, ARG.src, ARG.id] as const;
+
+export function checkSpoeConf(path: string, claimNames: readonly string[]): SpoeCheck {
+  return checkSpoeText(readFileSync(path, 'utf8'), claimNames);
+}
+
+export function checkSpoeText(text: string, claimNames: readonly string[]): SpoeCheck {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  let section: 'agent' | 'message' | 'other' = 'other';
+  let agentName: string | null = null;
+  let prefix: string | null = null;
+  let agentMessages: string[] = [];
+  let registered: string[] | null = null;
+  let current: string | null = null;
+  const messages = new Map<string, { args: string[]; event: string | null }>();
+
+  for (const rawLine of text.split('\n')) {
+    const line = rawLine.replace(/#.*$/, '').trim();
+    if (line === '' || line.startsWith('[')) continue;
+    const words = line.split(/\s+/);
+    const kw = words[0]!;
+    if (kw === 'spoe-agent') {
+      section = 'agent';
+      agentName = words[1] ?? null;
+    } else if (kw === 'spoe-message') {
+      section = 'message';
+      current = words[1] ?? '';
+      messages.set(current, { args: [], event: null });
+    } else if (kw === 'spoe-group') {
+      section = 'other';
+    } else if (section === 'agent') {
+      if (kw === 'messages') agentMessages = agentMessages.concat(words.slice(1));
+      if (kw === 'option' && words[1] === 'var-prefix') prefix = words[2] ?? null;
+      if (kw === 'register-var-names') registered = [...(registered ?? []), ...words.slice(1)];
+    } else if (section === 'message' && current !== null) {
+      const m = messages.get(current)!;
+      if (kw === 'args') {
+        for (const a of words.slice(1)) {
+          const eq = a.indexOf('=');
+          m.args.push(eq > 0 ? a.slice(0, eq) : '');
+        }
+      }
+      if (kw === 'event') m.event = words[1] ?? null;
+    }
+  }
+
+  if (agentName === null) errors.push('no spoe-agent section');
+  const msg = messages.get(AUTHORIZE_MESSAGE);
+  if (msg === undefined) {
+    errors.push(`no "spoe-message ${AUTHORIZE_MESSAGE}"`);
+  } else {
+    if (!agentMessages.includes(AUTHORIZE_MESSAGE)) {
+      errors.push(`spoe-agent does not list "${AUTHORIZE_MESSAGE}" in its messages`);
+    }
+    for (const a of REQUIRED_ARGS)
+      if (!msg.args.includes(a)) errors.push(`message authorize lacks arg ${a}=`);
+    if (!TOKEN_ARGS.some((a) => msg.args.includes(a))) {
+      errors.push(
+        `message authorize sends no token: add ${ARG.authorization}=req.hdr(authorization) or ${ARG.cookie}=req.cook(<name>)`,
+      );
+    }
+    for (const a of RECOMMENDED_ARGS)
+      if (!msg.args.includes(a)) warnings.push(`message authorize lacks arg ${a}=`);
+    if (msg.event !== 'on-frontend-http-request') {
+      warnings.push(
+        `message authorize is sent on ${msg.event ?? 'no event'}, expected on-frontend-http-request`,
+      );
+    }
+  }
+  const effectivePrefix = prefix ?? agentName ?? '';
+  if (!/^[A-Za-z0-9_.]+$/.test(effectivePrefix))
+    errors.push(`var-prefix "${effectivePrefix}" is not [a-zA-Z0-9_.]`);
+  for (const full of oversizedVarNames(claimNames, effectivePrefix)) {
+    errors.push(`variable ${full} is longer than 63 bytes: HAProxy would drop it (shorten var-prefix)`);
+  }
+  if (registered !== null) {
+    const needed = ['allow', 'status', 'reason', ...claimNames.map((c) => `claim_${c}`)];
+    for (const n of needed) if (!registered.includes(n)) errors.push(`register-var-names lacks ${n}`);
+  }
+  return { errors, warnings };
+}

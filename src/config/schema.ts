@@ -1,0 +1,54 @@
+/**
+ * The agent's config file: the product's own keys (listen, spop, metrics, log, audit,
+ * devIssuer) beside the authorization engine's keys (tokens, issuers, cache, forwardClaims,
+ * jwksCacheDir, policy), all at the top level. Every default is the production default.
+ */
+import { z } from 'zod';
+import { AUDIT_MODES } from '../agent/audit.js';
+import { parseListenAddress } from './listen-address.js';
+
+const LISTEN = z.string().superRefine((value, ctx) => {
+  const parsed = parseListenAddress(value);
+  if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+});
+
+export const SpopSettingsSchema = z.strictObject({
+  /** Our max-frame-size; the HELLO answer is min(HAProxy's offer, this). */
+  maxFrameSize: z.number().int().min(256).max(1_048_576).default(16_380),
+  /** Connections over this are accepted and closed at once. */
+  maxConnections: z.number().int().min(1).max(1_000_000).default(1_024),
+  /** An SPOP connection silent this long is closed (0: never). */
+  idleTimeoutMs: z.number().int().min(0).max(86_400_000).default(60_000),
+  /**
+   * A decision not made within this gets a fail-closed ACK (allow=false, status=503).
+   * Keep it below the SPOE `timeout processing` so HAProxy hears the answer.
+   */
+  handlerTimeoutMs: z.number().int().min(1).max(60_000).default(1_000),
+});
+
+export const MetricsSettingsSchema = z.strictObject({
+  /** HTTP address of /metrics, /healthz and /readyz; null disables it. */
+  listen: LISTEN.nullable().default('127.0.0.1:9464'),
+});
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const ProductSettingsSchema = z.strictObject({
+  /** SPOP listen address. */
+  listen: LISTEN.default('127.0.0.1:12345'),
+  spop: SpopSettingsSchema.prefault({}),
+  metrics: MetricsSettingsSchema.prefault({}),
+  log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
+  /** One audit line per decision: every decision, denials only, or none. */
+  audit: z.enum(AUDIT_MODES).default('deny'),
+  /**
+   * Adds the built-in DEVELOPMENT issuer, whose private key ships in the repository. Never
+   * in production: anyone can mint its tokens.
+   */
+  devIssuer: z.boolean().default(false),
+});
+
+/** The top-level keys that belong to the product, not to the engine. */
+export const PRODUCT_KEYS: readonly string[] = Object.keys(ProductSettingsSchema.shape);
+
+export type ProductSettings = z.output<typeof ProductSettingsSchema>;

@@ -1,0 +1,134 @@
+/**
+ * The running agent: the SPOP server, the authorization engine behind it, the operations
+ * endpoint, and config reload. The CLI owns signals and process exit; this owns the parts.
+ */
+
+import type { Server } from 'node:http';
+import { isDeepStrictEqual } from 'node:util';
+import type { Logger } from 'pino';
+import { createAuthorizeHandler } from './agent/handler.js';
+import { FAIL_CLOSED_ACTIONS } from './agent/vars.js';
+import { AuthzEngine } from './auth/index.js';
+import { formatListenAddress, type ListenAddress, parseListenAddress } from './config/listen-address.js';
+import type { AgentConfig } from './config/load.js';
+import { startEndpoints } from './http-endpoints.js';
+import { SpopServer } from './spop/index.js';
+
+export interface Runtime {
+  readonly spop: SpopServer;
+  /** Where SPOP listens (the real port when 0 was asked). */
+  readonly address: string;
+  /** Where /metrics, /healthz, /readyz listen, or null. */
+  readonly endpointsAddress: string | null;
+  engine(): AuthzEngine;
+  /** Applies a new config; throws (keeping the old one) when it cannot. */
+  reload(next: AgentConfig): Promise<void>;
+  close(deadlineMs?: number): Promise<void>;
+}
+
+export async function startRuntime(config: AgentConfig, logger: Logger): Promise<Runtime> {
+  if (config.dev) {
+    logger.warn(
+      { source: config.source },
+      'DEVELOPMENT SETUP: the built-in development issuer is enabled; its private key is public ' +
+        '(anyone can mint tokens). Never use this in production: configure your own issuers.',
+    );
+  }
+  const auditLogger = logger.child({ component: 'audit' });
+  const engineLogger = logger.child({ component: 'authz' });
+  let current = config;
+  let engine = AuthzEngine.create(config.authz, { logger: engineLogger });
+  const handlerFor = (e: AuthzEngine, c: AgentConfig) =>
+    createAuthorizeHandler({ engine: e, audit: c.settings.audit, auditLogger });
+
+  const s = config.settings.spop;
+  const spop = new SpopServer({
+    handler: handlerFor(engine, config),
+    fallbackActions: () => [...FAIL_CLOSED_ACTIONS],
+    maxFrameSize: s.maxFrameSize,
+    maxConnections: s.maxConnections,
+    idleTimeoutMs: s.idleTimeoutMs,
+    handlerTimeoutMs: s.handlerTimeoutMs,
+    logger: logger.child({ component: 'spop' }),
+  });
+
+  // Keys first, so readiness is true from the first request when the provider answers; a
+  // provider that is down does not stop the agent from serving (it denies with 503 meanwhile).
+  await engine.start();
+  const listen = mustParse(config.settings.listen);
+  const info =
+    listen.kind === 'unix' ? await spop.listen(listen.path) : await spop.listen(listen.port, listen.host);
+  const address =
+    typeof info === 'string'
+      ? `unix:${info}`
+      : formatListenAddress({ kind: 'tcp', host: info.address, port: info.port });
+  let closing = false;
+
+  let endpoints: Server | null = null;
+  let endpointsAddress: string | null = null;
+  if (config.settings.metrics.listen !== null) {
+    const at = mustParse(config.settings.metrics.listen);
+    endpoints = await startEndpoints(at, {
+      alive: () => !closing,
+      readiness: () => ({ ready: !closing && engine.ready(), detail: engine.issuerStatus() }),
+    });
+    const a = endpoints.address();
+    endpointsAddress =
+      a === null || typeof a === 'string'
+        ? `unix:${a}`
+        : formatListenAddress({ kind: 'tcp', host: a.address, port: a.port });
+  }
+  logger.info(
+    { spop: address, endpoints: endpointsAddress, source: config.source, ready: engine.ready() },
+    'agent listening',
+  );
+
+  return {
+    spop,
+    address,
+    endpointsAddress,
+    engine: () => engine,
+    async reload(next: AgentConfig): Promise<void> {
+      const restartOnly = (['listen', 'spop', 'metrics'] as const).filter(
+        (k) => !isDeepStrictEqual(next.settings[k], current.settings[k]),
+      );
+      if (restartOnly.length > 0)
+        logger.warn({ settings: restartOnly }, 'these settings change only on restart');
+      const { policy: nextPolicy, ...nextRest } = next.authz;
+      const { policy: _p, ...curRest } = current.authz;
+      if (isDeepStrictEqual(nextRest, curRest)) {
+        // Same issuers, keys, caches: keep the warm engine, swap the policy atomically.
+        engine.reloadPolicy(nextPolicy ?? {});
+      } else {
+        const fresh = AuthzEngine.create(next.authz, { logger: engineLogger });
+        await fresh.start();
+        const old = engine;
+        engine = fresh;
+        // In-flight decisions keep the old engine until they finish; close it after they can have.
+        setTimeout(() => old.close(), next.settings.spop.handlerTimeoutMs + 1_000).unref();
+      }
+      spop.setHandler(handlerFor(engine, next));
+      current = next;
+      logger.info({ source: next.source, ready: engine.ready() }, 'config reloaded');
+    },
+    async close(deadlineMs = 5_000): Promise<void> {
+      if (closing) return;
+      closing = true;
+      await spop.close({ deadlineMs });
+      engine.close();
+      if (endpoints !== null) {
+        const ep = endpoints;
+        await new Promise<void>((resolve) => {
+          ep.close(() => resolve());
+          ep.closeAllConnections();
+        });
+      }
+    },
+  };
+}
+
+function mustParse(value: string): ListenAddress {
+  const a = parseListenAddress(value);
+  if (typeof a === 'string') throw new TypeError(`listen address "${value}": ${a}`);
+  return a;
+}
