@@ -65,6 +65,7 @@ export class RemoteKeySource implements KeySource {
     this.persistFile = deps.persistDir === null ? null : persistedJwksPath(deps.persistDir, issuer.id);
     this.jwksUri = keys.type === 'jwks-url' ? keys.url : null;
     this.needDiscovery = keys.type === 'oidc';
+    if (this.jwksUri !== null) this.createRemote();
     this.getKey = (header, token) => {
       const remote = this.remote;
       if (remote === null) {

@@ -28,7 +28,7 @@ const OVERSIZED = new TokenRejection('token larger than the configured limit');
 
 /** `Bearer` (any case) + at least one space or tab; returns the rest, or null for other schemes. */
 function bearerToken(value: string): string | null {
-  if (value.length < 7) return null;
+  if (value.length < 7) return value.length === 6 && value.toLowerCase() === 'bearer' ? '' : null;
   const b = value.charCodeAt(0) | 0x20;
   if (b !== 0x62 || value.slice(0, 6).toLowerCase() !== 'bearer') return null;
   const sep = value.charCodeAt(6);
