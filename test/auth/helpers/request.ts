@@ -16,11 +16,11 @@ export function request(method: string, path: string, opts: RequestOptions = {})
     method,
     path,
     query: opts.query ?? null,
-    host: opts.host ?? 'prefect.example.com',
+    host: opts.host === undefined ? 'prefect.example.com' : opts.host,
     authorization: opts.authorization ?? (opts.token ? `Bearer ${opts.token}` : null),
     cookie: opts.cookie ?? null,
     tokenHeader: opts.tokenHeader ?? null,
-    src: opts.src ?? '192.0.2.10',
+    src: opts.src === undefined ? '192.0.2.10' : opts.src,
     prefectUi: opts.prefectUi ?? false,
     id: null,
   };
