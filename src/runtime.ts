@@ -8,10 +8,11 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { createAuthorizeHandler } from './agent/handler.js';
 import { FAIL_CLOSED_ACTIONS } from './agent/vars.js';
-import { AuthzEngine } from './auth/index.js';
+import { AuthzEngine, type Decision } from './auth/index.js';
 import { formatListenAddress, type ListenAddress, parseListenAddress } from './config/listen-address.js';
 import type { AgentConfig } from './config/load.js';
 import { startEndpoints } from './http-endpoints.js';
+import { AgentMetrics } from './metrics.js';
 import { SpopServer } from './spop/index.js';
 
 export interface Runtime {
@@ -21,12 +22,22 @@ export interface Runtime {
   /** Where /metrics, /healthz, /readyz listen, or null. */
   readonly endpointsAddress: string | null;
   engine(): AuthzEngine;
+  readonly metrics: AgentMetrics;
   /** Applies a new config; throws (keeping the old one) when it cannot. */
   reload(next: AgentConfig): Promise<void>;
   close(deadlineMs?: number): Promise<void>;
 }
 
-export async function startRuntime(config: AgentConfig, logger: Logger): Promise<Runtime> {
+export interface RuntimeOptions {
+  /** Serve /metrics, /healthz, /readyz from this process (false in cluster workers). */
+  readonly endpoints?: boolean;
+}
+
+export async function startRuntime(
+  config: AgentConfig,
+  logger: Logger,
+  options: RuntimeOptions = {},
+): Promise<Runtime> {
   if (config.dev) {
     logger.warn(
       { source: config.source },
@@ -38,12 +49,10 @@ export async function startRuntime(config: AgentConfig, logger: Logger): Promise
   const engineLogger = logger.child({ component: 'authz' });
   let current = config;
   let engine = AuthzEngine.create(config.authz, { logger: engineLogger });
-  const handlerFor = (e: AuthzEngine, c: AgentConfig) =>
-    createAuthorizeHandler({ engine: e, audit: c.settings.audit, auditLogger });
 
   const s = config.settings.spop;
   const spop = new SpopServer({
-    handler: handlerFor(engine, config),
+    handler: () => [], // replaced below, once the metrics exist
     fallbackActions: () => [...FAIL_CLOSED_ACTIONS],
     maxFrameSize: s.maxFrameSize,
     maxConnections: s.maxConnections,
@@ -51,6 +60,12 @@ export async function startRuntime(config: AgentConfig, logger: Logger): Promise
     handlerTimeoutMs: s.handlerTimeoutMs,
     logger: logger.child({ component: 'spop' }),
   });
+
+  const metrics = new AgentMetrics({ engine: () => engine, spop });
+  const onDecision = (d: Decision, seconds: number) => metrics.onDecision(d, seconds);
+  const handlerFor = (e: AuthzEngine, c: AgentConfig) =>
+    createAuthorizeHandler({ engine: e, audit: c.settings.audit, auditLogger, onDecision });
+  spop.setHandler(handlerFor(engine, config));
 
   // Keys first, so readiness is true from the first request when the provider answers; a
   // provider that is down does not stop the agent from serving (it denies with 503 meanwhile).
@@ -66,11 +81,12 @@ export async function startRuntime(config: AgentConfig, logger: Logger): Promise
 
   let endpoints: Server | null = null;
   let endpointsAddress: string | null = null;
-  if (config.settings.metrics.listen !== null) {
+  if (config.settings.metrics.listen !== null && options.endpoints !== false) {
     const at = mustParse(config.settings.metrics.listen);
     endpoints = await startEndpoints(at, {
       alive: () => !closing,
       readiness: () => ({ ready: !closing && engine.ready(), detail: engine.issuerStatus() }),
+      metrics: () => metrics.render(),
     });
     const a = endpoints.address();
     endpointsAddress =
@@ -88,6 +104,7 @@ export async function startRuntime(config: AgentConfig, logger: Logger): Promise
     address,
     endpointsAddress,
     engine: () => engine,
+    metrics,
     async reload(next: AgentConfig): Promise<void> {
       const restartOnly = (['listen', 'spop', 'metrics'] as const).filter(
         (k) => !isDeepStrictEqual(next.settings[k], current.settings[k]),

@@ -1,12 +1,16 @@
 /** `serve`: run the agent until SIGTERM/SIGINT; SIGHUP reloads the config atomically. */
 import cluster from 'node:cluster';
+import type { Server } from 'node:http';
 import type { Logger } from 'pino';
+import { AggregatorRegistry } from 'prom-client';
 import type { CliValues } from '../cli.js';
 import { UsageError } from '../cli.js';
 import { ConfigError, formatIssue } from '../config/errors.js';
+import { parseListenAddress } from '../config/listen-address.js';
 import { type AgentConfig, loadConfig } from '../config/load.js';
+import { startEndpoints } from '../http-endpoints.js';
 import { createLogger } from '../log.js';
-import { startRuntime } from '../runtime.js';
+import { type Runtime, startRuntime } from '../runtime.js';
 
 /** How long a graceful stop may take before what is left is destroyed. */
 const STOP_DEADLINE_MS = 10_000;
@@ -33,12 +37,13 @@ export async function runServe(values: CliValues): Promise<number> {
   // Validate before forking, so a bad config stops the process with the field path.
   const config = load(values);
   const logger = createLogger(config.settings.log.level);
-  if (workers > 1 && cluster.isPrimary) return runPrimary(workers, logger);
+  if (workers > 1 && cluster.isPrimary) return runPrimary(workers, config, logger);
   return runWorker(values, config, logger);
 }
 
 async function runWorker(values: CliValues, config: AgentConfig, logger: Logger): Promise<number> {
-  const runtime = await startRuntime(config, logger);
+  const runtime = await startRuntime(config, logger, { endpoints: !cluster.isWorker });
+  if (cluster.isWorker) reportToPrimary(runtime);
   let reloading = Promise.resolve();
   process.on('SIGHUP', () => {
     reloading = reloading.then(async () => {
@@ -73,9 +78,52 @@ async function runWorker(values: CliValues, config: AgentConfig, logger: Logger)
   });
 }
 
+const READY_MESSAGE = 'spoe-authz:ready';
+interface ReadyMessage {
+  type: typeof READY_MESSAGE;
+  ready: boolean;
+  detail: unknown;
+}
+
+/** Workers tell the primary whether they are ready (it serves /readyz and /metrics for all). */
+function reportToPrimary(runtime: Runtime): void {
+  // Constructing one installs prom-client's worker-side listener for the primary's requests.
+  new AggregatorRegistry();
+  AggregatorRegistry.setRegistries([runtime.metrics.registry]);
+  const send = () => {
+    const engine = runtime.engine();
+    const msg: ReadyMessage = { type: READY_MESSAGE, ready: engine.ready(), detail: engine.issuerStatus() };
+    if (process.connected) process.send?.(msg);
+  };
+  send();
+  setInterval(send, 1_000).unref();
+}
+
 /** node:cluster primary: N workers share the SPOP port; signals are relayed. */
-async function runPrimary(workers: number, logger: Logger): Promise<number> {
+async function runPrimary(workers: number, config: AgentConfig, logger: Logger): Promise<number> {
   logger.info({ workers }, 'starting workers');
+  const readiness = new Map<number, ReadyMessage>();
+  cluster.on('message', (worker, msg: ReadyMessage) => {
+    if (msg?.type === READY_MESSAGE) readiness.set(worker.id, msg);
+  });
+  cluster.on('exit', (worker) => readiness.delete(worker.id));
+  let endpoints: Server | null = null;
+  if (config.settings.metrics.listen !== null) {
+    const aggregator = new AggregatorRegistry();
+    const at = parseListenAddress(config.settings.metrics.listen);
+    if (typeof at === 'string') throw new TypeError(at);
+    endpoints = await startEndpoints(at, {
+      alive: () => !stopping,
+      readiness: () => {
+        const states = [...readiness.values()];
+        return {
+          ready: !stopping && states.length === workers && states.every((m) => m.ready),
+          detail: states.map((m) => m.detail),
+        };
+      },
+      metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
+    });
+  }
   let stopping = false;
   const fork = () => cluster.fork();
   for (let i = 0; i < workers; i++) fork();
@@ -92,6 +140,8 @@ async function runPrimary(workers: number, logger: Logger): Promise<number> {
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'stopping workers');
+      endpoints?.close();
+      endpoints?.closeAllConnections();
       const alive = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
       let left = alive.length;
       if (left === 0) resolve(0);
