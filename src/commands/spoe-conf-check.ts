@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ARG, AUTHORIZE_MESSAGE } from '../agent/request.js';
-import { oversizedVarNames } from '../auth/index.js';
+import { oversizedVarNames, VAR_PREFIX_MAX_CHARS } from '../auth/index.js';
 
 export interface SpoeCheck {
   readonly errors: string[];
@@ -88,6 +88,9 @@ export function checkSpoeText(text: string, claimNames: readonly string[]): Spoe
   const effectivePrefix = prefix ?? agentName ?? '';
   if (!/^[A-Za-z0-9_.]+$/.test(effectivePrefix))
     errors.push(`var-prefix "${effectivePrefix}" is not [a-zA-Z0-9_.]`);
+  if (effectivePrefix.length > VAR_PREFIX_MAX_CHARS) {
+    errors.push(`var-prefix "${effectivePrefix}" is longer than ${VAR_PREFIX_MAX_CHARS} characters`);
+  }
   for (const full of oversizedVarNames(claimNames, effectivePrefix)) {
     errors.push(`variable ${full} is longer than 63 bytes: HAProxy would drop it (shorten var-prefix)`);
   }

@@ -1,0 +1,65 @@
+/** `check --spoe-conf`: the shipped SPOE file passes; each way of breaking the contract is named. */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { checkSpoeText } from '../../src/commands/spoe-conf-check.js';
+
+const SHIPPED = readFileSync(new URL('../../haproxy/spoe-agent.conf', import.meta.url), 'utf8');
+const FIXTURE = readFileSync(
+  new URL('../../../shared/fixtures/spop/haproxy-2.6/authorize.spoe.conf', import.meta.url),
+  'utf8',
+);
+
+describe('checkSpoeText', () => {
+  it('accepts the shipped haproxy/spoe-agent.conf with its registered claim', () => {
+    expect(checkSpoeText(SHIPPED, ['email'])).toEqual({ errors: [], warnings: [] });
+  });
+
+  it('accepts the config HAProxy 2.6 was captured with (prefect_ui is optional)', () => {
+    expect(checkSpoeText(FIXTURE, []).errors).toEqual([]);
+  });
+
+  it.each([
+    ['no method arg', (s: string) => s.replace(/ method=method/, ''), 'lacks arg method='],
+    ['no path arg', (s: string) => s.replace(/ path=path/, ''), 'lacks arg path='],
+    [
+      'no token arg',
+      (s: string) => s.replace(/ authorization=\S+/, '').replace(/ cookie=\S+/, ''),
+      'sends no token',
+    ],
+    [
+      'another message name',
+      (s: string) => s.replaceAll('authorize', 'authz'),
+      'no "spoe-message authorize"',
+    ],
+    [
+      'a prefix over 8 characters',
+      (s: string) => s.replace(/var-prefix auth\b/, 'var-prefix authorizer'),
+      'longer than 8 characters',
+    ],
+    [
+      'a prefix that overflows 63 bytes',
+      (s: string) => s.replace(/var-prefix auth\b/, `var-prefix ${'p'.repeat(56)}`),
+      'txn.ppppp',
+    ],
+    [
+      'a bad prefix',
+      (s: string) => s.replace(/var-prefix auth\b/, 'var-prefix au-th'),
+      'is not [a-zA-Z0-9_.]',
+    ],
+  ])('rejects %s', (_what, mutate, message) => {
+    const { errors } = checkSpoeText(mutate(FIXTURE), []);
+    expect(errors.join('\n')).toContain(message);
+  });
+
+  it('rejects a forwarded claim the SPOE file does not register', () => {
+    expect(checkSpoeText(SHIPPED, ['department']).errors).toEqual([
+      'register-var-names lacks claim_department',
+    ]);
+  });
+
+  it('warns when recommended args are missing', () => {
+    const { errors, warnings } = checkSpoeText(FIXTURE.replace(/ id=unique-id/, ''), []);
+    expect(errors).toEqual([]);
+    expect(warnings).toEqual(['message authorize lacks arg id=']);
+  });
+});
