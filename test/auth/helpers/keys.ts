@@ -12,16 +12,17 @@ export interface TestKey {
   readonly privateKey: jose.CryptoKey;
   readonly publicKey: jose.CryptoKey;
   /** Public JWK with kid, alg and use. */
-  readonly jwk: jose.JWK;
+  readonly jwk: jose.JWK & { kty: string; kid: string };
 }
 
 export async function makeKey(alg: TestAlg, kid: string): Promise<TestKey> {
   const { privateKey, publicKey } = await jose.generateKeyPair(alg, { extractable: true });
-  const jwk = { ...(await jose.exportJWK(publicKey)), kid, alg, use: 'sig' };
+  const exported = await jose.exportJWK(publicKey);
+  const jwk = { ...exported, kty: exported.kty as string, kid, alg, use: 'sig' };
   return { alg, kid, privateKey, publicKey, jwk };
 }
 
-export function jwks(...keys: TestKey[]): { keys: jose.JWK[] } {
+export function jwks(...keys: TestKey[]): { keys: TestKey['jwk'][] } {
   return { keys: keys.map((k) => k.jwk) };
 }
 
