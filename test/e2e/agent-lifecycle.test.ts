@@ -1,0 +1,119 @@
+// The agent's life cycle as HAProxy sees it, through the shipped config: a SIGHUP with a new
+// policy changes decisions on the connections HAProxy already has open, and a stopped agent
+// means 503 (fail closed) until it is back. The tests run in order on one stack.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { HaproxyInstance, StatRow } from '../helpers/haproxy.js';
+import { requireHaproxy } from '../helpers/haproxy.js';
+import { devToken, type Stack, send, startStack, uuid } from './stack.js';
+
+const { describeHaproxy } = requireHaproxy();
+
+/** Debug level: the agent logs every SPOP connection's HELLO and close (with its `conn` id). */
+const BASE_CONFIG = { devIssuer: true, audit: 'all', log: { level: 'debug' } } as const;
+
+describeHaproxy('agent reload and restart behind the shipped HAProxy config', () => {
+  let stack: Stack;
+  let hap: HaproxyInstance;
+
+  beforeAll(async () => {
+    stack = await startStack({ agent: { config: BASE_CONFIG } });
+    hap = stack.hap;
+  });
+  afterAll(() => stack?.stop());
+
+  /** HAProxy's counters for the agent server: sessions opened, open now, errors. */
+  async function agentServerStats(): Promise<Pick<StatRow, string>> {
+    const row = (await hap.showStat()).find((r) => r.pxname === 'spoe-agents' && r.svname === 'agent1');
+    if (row === undefined) throw new Error('no spoe-agents/agent1 in show stat');
+    const { stot, scur, econ, eresp, cli_abrt, srv_abrt, wretr, wredis } = row;
+    return { stot, scur, econ, eresp, cli_abrt, srv_abrt, wretr, wredis } as Pick<StatRow, string>;
+  }
+
+  it('SIGHUP with a new policy changes decisions without dropping HAProxy’s agent connections', async () => {
+    const { agent } = stack;
+    const viewer = await devToken('hugo-hup', ['viewer']);
+    const deployment = uuid();
+    const listFlows = () => send(hap, 'POST', '/api/flows/filter', { token: viewer, body: '{}' });
+    const runIt = () => send(hap, 'POST', `/api/deployments/${deployment}/create_flow_run`, { token: viewer });
+    const runOther = () => send(hap, 'POST', `/api/deployments/${uuid()}/create_flow_run`, { token: viewer });
+
+    // Before: the preset. Parallel requests make HAProxy open agent connections on every thread.
+    const warm = await Promise.all(Array.from({ length: 16 }, listFlows));
+    expect(warm.map((r) => r.status)).toEqual(Array(16).fill(200));
+    expect((await runIt()).status).toBe(403);
+
+    const before = await agentServerStats();
+    expect(Number(before.scur)).toBeGreaterThan(0);
+    const mark = agent.mark();
+    const serving = new Set(agent.records().filter((r) => r.msg === 'hello').map((r) => r.conn));
+    expect(serving.size).toBeGreaterThan(0);
+
+    await agent.reload({
+      ...BASE_CONFIG,
+      policy: {
+        rules: [
+          { name: 'e2e.deny.flows-filter', effect: 'deny', methods: ['POST'], path: '/api/flows/filter' },
+          {
+            name: 'e2e.viewer.run-one-deployment',
+            methods: ['POST'],
+            path: `/api/deployments/${deployment}/create_flow_run`,
+            roles: ['viewer'],
+          },
+        ],
+      },
+    });
+
+    // After: the new rules decide (one revokes, one grants); the rest of the preset still holds.
+    const logAt = hap.logs().length;
+    const revoked = await listFlows();
+    expect(revoked.status).toBe(403);
+    expect(JSON.parse(revoked.body)).toEqual({ detail: 'forbidden', reason: 'forbidden' });
+    await hap.waitForLog(/ reason=forbidden tag=- rule=e2e\.deny\.flows-filter /, 5000, logAt);
+    expect((await runIt()).status).toBe(200);
+    expect((await runOther()).status).toBe(403);
+    for (let i = 0; i < 6; i++) expect((await listFlows()).status).toBe(403);
+
+    // The same agent connections carried those decisions: HAProxy opened no new session to the
+    // agent and counted no connection error or abort on it...
+    expect(await agentServerStats()).toEqual(before);
+    // ...and the agent neither closed one of them nor saw a new HELLO (health checks aside).
+    const since = agent.records().slice(mark);
+    expect(since.filter((r) => r.msg === 'connection closed' && serving.has(r.conn))).toEqual([]);
+    expect(since.filter((r) => r.msg === 'hello' || /DISCONNECT/.test(String(r.msg)))).toEqual([]);
+    expect(agent.pid()).toBe(agent.records()[mark - 1]?.pid);
+  });
+
+  it('a stopped agent means 503, never allow; service returns when it restarts', async () => {
+    const { agent, stub } = stack;
+    const operator = await devToken('rita-restart', ['operator']);
+    const run = () => send(hap, 'POST', `/api/deployments/${uuid()}/create_flow_run`, { token: operator });
+    expect((await run()).status).toBe(200);
+
+    const stopped = await agent.stop();
+    expect(stopped.code).toBe(0);
+
+    for (let i = 0; i < 3; i++) {
+      const r = await run();
+      expect(r.status).toBe(503);
+      expect(r.headers['x-authz-error']).toMatch(/^agent-unavailable; spoe-error=\d+$/);
+      expect(JSON.parse(r.body)).toEqual({ detail: 'authorization unavailable' });
+      expect(stub.withHeader('x-test-id', r.testId)).toEqual([]);
+    }
+
+    await agent.start();
+    // HAProxy's spop-check (inter 1s, rise 2) puts the agent back; until then, still 503.
+    const seen: number[] = [];
+    for (const deadline = Date.now() + 20_000; ; ) {
+      const r = await run();
+      seen.push(r.status);
+      if (r.status === 200) {
+        expect(stub.withHeader('x-test-id', r.testId)[0]?.headers['x-forwarded-user']).toBe('rita-restart');
+        break;
+      }
+      if (Date.now() > deadline) throw new Error(`no 200 after the restart; statuses: ${seen.join(',')}`);
+      await sleep(200);
+    }
+    expect(seen.filter((s) => s !== 200 && s !== 503)).toEqual([]);
+  });
+});
