@@ -35,7 +35,8 @@ describeHaproxy('agent reload and restart behind the shipped HAProxy config', ()
     const viewer = await devToken('hugo-hup', ['viewer']);
     const deployment = uuid();
     const listFlows = () => send(hap, 'POST', '/api/flows/filter', { token: viewer, body: '{}' });
-    const runIt = () => send(hap, 'POST', `/api/deployments/${deployment}/create_flow_run`, { token: viewer });
+    const runIt = () =>
+      send(hap, 'POST', `/api/deployments/${deployment}/create_flow_run`, { token: viewer });
     const runOther = () => send(hap, 'POST', `/api/deployments/${uuid()}/create_flow_run`, { token: viewer });
 
     // Before: the preset. Parallel requests make HAProxy open agent connections on every thread.
@@ -46,7 +47,12 @@ describeHaproxy('agent reload and restart behind the shipped HAProxy config', ()
     const before = await agentServerStats();
     expect(Number(before.scur)).toBeGreaterThan(0);
     const mark = agent.mark();
-    const serving = new Set(agent.records().filter((r) => r.msg === 'hello').map((r) => r.conn));
+    const serving = new Set(
+      agent
+        .records()
+        .filter((r) => r.msg === 'hello')
+        .map((r) => r.conn),
+    );
     expect(serving.size).toBeGreaterThan(0);
 
     await agent.reload({
