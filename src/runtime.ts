@@ -8,9 +8,9 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { createAuthorizeHandler } from './agent/handler.js';
 import { FAIL_CLOSED_ACTIONS } from './agent/vars.js';
-import { AuthzEngine, type Decision } from './auth/index.js';
+import type { AuthzEngine, Decision } from './auth/index.js';
 import { formatListenAddress, type ListenAddress, parseListenAddress } from './config/listen-address.js';
-import type { AgentConfig } from './config/load.js';
+import { type AgentConfig, createEngine, reloadEnginePolicy } from './config/load.js';
 import { startEndpoints } from './http-endpoints.js';
 import { AgentMetrics } from './metrics.js';
 import { SpopServer } from './spop/index.js';
@@ -48,7 +48,7 @@ export async function startRuntime(
   const auditLogger = logger.child({ component: 'audit' });
   const engineLogger = logger.child({ component: 'authz' });
   let current = config;
-  let engine = AuthzEngine.create(config.authz, { logger: engineLogger });
+  let engine = createEngine(config, { logger: engineLogger });
 
   const s = config.settings.spop;
   const spop = new SpopServer({
@@ -111,13 +111,13 @@ export async function startRuntime(
       );
       if (restartOnly.length > 0)
         logger.warn({ settings: restartOnly }, 'these settings change only on restart');
-      const { policy: nextPolicy, ...nextRest } = next.authz;
+      const { policy: _np, ...nextRest } = next.authz;
       const { policy: _p, ...curRest } = current.authz;
       if (isDeepStrictEqual(nextRest, curRest)) {
         // Same issuers, keys, caches: keep the warm engine, swap the policy atomically.
-        engine.reloadPolicy(nextPolicy ?? {});
+        reloadEnginePolicy(engine, next);
       } else {
-        const fresh = AuthzEngine.create(next.authz, { logger: engineLogger });
+        const fresh = createEngine(next, { logger: engineLogger });
         await fresh.start();
         const old = engine;
         engine = fresh;

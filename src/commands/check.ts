@@ -1,14 +1,13 @@
 /** `check`: validate the config (field paths on error) and optionally the SPOE file. */
 
-import { AuthzEngine } from '../auth/index.js';
 import type { CliValues } from '../cli.js';
-import { loadConfig } from '../config/load.js';
+import { createEngine, loadConfig } from '../config/load.js';
 import { checkSpoeConf } from './spoe-conf-check.js';
 
 export async function runCheck(values: CliValues): Promise<number> {
   const config = loadConfig({ path: values.config });
   // Building the engine compiles the policy and reads key files and secrets: what `serve` would do first.
-  const engine = AuthzEngine.create(config.authz);
+  const engine = createEngine(config);
   engine.close();
   const issuers = (config.authz.issuers ?? []).map((i) => i.id);
   process.stdout.write(`config ok (${config.source}): issuers ${issuers.join(', ') || '(none)'}\n`);

@@ -1,14 +1,13 @@
 /** `explain`: one request through the engine, with the trace of every step. */
 import type { AuthzRequest } from '../auth/index.js';
-import { AuthzEngine } from '../auth/index.js';
 import type { CliValues } from '../cli.js';
 import { UsageError } from '../cli.js';
-import { loadConfig } from '../config/load.js';
+import { createEngine, loadConfig } from '../config/load.js';
 
 export async function runExplain(values: CliValues): Promise<number> {
   if (values.path === undefined) throw new UsageError('explain needs --path');
   const config = loadConfig({ path: values.config, overrides: { log: { level: 'silent' } } });
-  const engine = AuthzEngine.create(config.authz);
+  const engine = createEngine(config);
   try {
     await engine.start();
     const authorization =

@@ -6,7 +6,16 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { type AuthzConfigInput, AuthzConfigSchema, devIssuerConfig } from '../auth/index.js';
+import {
+  type AuthzConfigInput,
+  AuthzConfigSchema,
+  AuthzEngine,
+  type AuthzEngineDeps,
+  DEV_ISSUER,
+  DEV_ISSUER_ID,
+  devIssuerConfig,
+  isAuthError,
+} from '../auth/index.js';
 import { applyEnv, hasEnvIssuer } from './env.js';
 import { ConfigError, type ConfigIssue, zodIssues } from './errors.js';
 import { PRODUCT_KEYS, type ProductSettings, ProductSettingsSchema } from './schema.js';
@@ -68,14 +77,61 @@ function validate(raw: Record<string, unknown>, source: string, issues: ConfigIs
   const settings = ProductSettingsSchema.safeParse(product);
   if (!settings.success) issues.push(...zodIssues(settings.error));
   const dev = settings.success && settings.data.devIssuer;
+  // Appended, not prepended: the file's issuers keep their indices in error paths.
+  let devIndex = -1;
   if (dev) {
     const issuers = Array.isArray(authz.issuers) ? authz.issuers : [];
-    authz.issuers = [devIssuerConfig(), ...issuers];
+    devIndex = issuers.length;
+    authz.issuers = [...issuers, devIssuerConfig()];
   }
   const checked = AuthzConfigSchema.safeParse(authz);
-  if (!checked.success) issues.push(...zodIssues(checked.error));
+  if (!checked.success) issues.push(...zodIssues(checked.error).map((i) => devIssuerIssue(i, devIndex)));
   if (issues.length > 0 || !settings.success) throw new ConfigError(source, issues);
   return { settings: settings.data, authz: authz as AuthzConfigInput, source, dev };
+}
+
+/** An issue located in the appended development issuer belongs to the `devIssuer` switch. */
+function devIssuerIssue(issue: ConfigIssue, devIndex: number): ConfigIssue {
+  const at = `issuers.${devIndex}`;
+  if (devIndex < 0 || (issue.path !== at && !issue.path.startsWith(`${at}.`))) return issue;
+  return {
+    path: 'devIssuer',
+    message: `the development issuer (id "${DEV_ISSUER_ID}", iss ${DEV_ISSUER}) conflicts with a configured issuer: ${issue.message}`,
+  };
+}
+
+/**
+ * Builds the engine for a loaded config. What only the engine can check (a role map naming a
+ * role the policy does not know, a secret or key file that cannot be read, a too-short HMAC
+ * secret) becomes a ConfigError with the field path, like every other config problem.
+ */
+export function createEngine(config: AgentConfig, deps?: AuthzEngineDeps): AuthzEngine {
+  try {
+    return AuthzEngine.create(config.authz, deps);
+  } catch (err) {
+    throw engineConfigError(err, config);
+  }
+}
+
+/** Swaps in the config's policy (see createEngine for the errors). */
+export function reloadEnginePolicy(engine: AuthzEngine, config: AgentConfig): void {
+  try {
+    engine.reloadPolicy(config.authz.policy ?? {});
+  } catch (err) {
+    throw engineConfigError(err, config);
+  }
+}
+
+function engineConfigError(err: unknown, config: AgentConfig): unknown {
+  if (!isAuthError(err, 'config_invalid')) return err;
+  let issues: ConfigIssue[] = err.issues.map((i) => ({ path: i.path, message: i.message }));
+  if (issues.length === 0) {
+    // Key-source errors name the issuer by id ("issuer edge: ...").
+    const id = /^issuer ([^:\s]+):/.exec(err.message)?.[1];
+    const index = id === undefined ? -1 : (config.authz.issuers ?? []).findIndex((i) => i.id === id);
+    issues = [{ path: index < 0 ? '' : `issuers.${index}.keys`, message: err.message }];
+  }
+  return new ConfigError(config.source, issues, { cause: err });
 }
 
 function readConfigFile(path: string, source: string): Record<string, unknown> {
