@@ -6,7 +6,7 @@
  * slab is full a new one is allocated and only the not-yet-taken bytes move.
  */
 import type { Action } from './actions.js';
-import { FrameFlag, FrameType, LENGTH_PREFIX_SIZE, VarScope } from './constants.js';
+import { DATA_FLAG_TRUE, DataType, FrameFlag, FrameType, LENGTH_PREFIX_SIZE, VarScope } from './constants.js';
 import { typedSize, type VarValue, writeStringData, writeTyped } from './typed-data.js';
 import { writeVarintAny } from './varint.js';
 
@@ -18,20 +18,30 @@ const VAR_NAME_RE = /^[A-Za-z0-9._]+$/;
 const MAX_CACHED_NAMES = 4096;
 /** Var name → `<varint len><bytes>`. Names come from code, so the set is small. */
 const varNameCache = new Map<string, Buffer>();
+// Direct-mapped front cache: an identity compare of (usually internalised) literals is much
+// cheaper than a Map lookup, and a handler sets the same few names on every ACK.
+const FRONT_SIZE = 64;
+const frontKeys: (string | null)[] = new Array<string | null>(FRONT_SIZE).fill(null);
+const frontVals: Buffer[] = new Array<Buffer>(FRONT_SIZE).fill(Buffer.alloc(0));
 
 /** Encoded var name; validated once. Throws TypeError for names HAProxy cannot store. */
 export function encodedVarName(name: string): Buffer {
+  const slot = typeof name === 'string' ? (name.length * 7 + name.charCodeAt(0)) & (FRONT_SIZE - 1) : 0;
+  if (frontKeys[slot] === name) return frontVals[slot]!;
   let b = varNameCache.get(name);
-  if (b !== undefined) return b;
-  if (typeof name !== 'string' || !VAR_NAME_RE.test(name)) {
-    throw new TypeError(`invalid variable name ${JSON.stringify(name)}: expected [A-Za-z0-9._]+`);
+  if (b === undefined) {
+    if (typeof name !== 'string' || !VAR_NAME_RE.test(name)) {
+      throw new TypeError(`invalid variable name ${JSON.stringify(name)}: expected [A-Za-z0-9._]+`);
+    }
+    // ASCII by the regex, so chars = bytes; one-byte length varint below 240.
+    if (name.length >= 240) throw new TypeError(`variable name too long: ${name.length} bytes`);
+    b = Buffer.allocUnsafe(1 + name.length);
+    b[0] = name.length;
+    b.write(name, 1, 'latin1');
+    if (varNameCache.size < MAX_CACHED_NAMES) varNameCache.set(name, b);
   }
-  // ASCII by the regex, so chars = bytes; one-byte length varint below 240.
-  if (name.length >= 240) throw new TypeError(`variable name too long: ${name.length} bytes`);
-  b = Buffer.allocUnsafe(1 + name.length);
-  b[0] = name.length;
-  b.write(name, 1, 'latin1');
-  if (varNameCache.size < MAX_CACHED_NAMES) varNameCache.set(name, b);
+  frontKeys[slot] = name;
+  frontVals[slot] = b;
   return b;
 }
 
@@ -58,7 +68,7 @@ function copyInto(dst: Buffer, off: number, src: Uint8Array): number {
 }
 
 function checkScope(scope: unknown): number {
-  if (typeof scope !== 'number' || !(scope >= VarScope.PROC && scope <= VarScope.RES) || scope % 1 !== 0) {
+  if (typeof scope !== 'number' || (scope | 0) !== scope || scope < VarScope.PROC || scope > VarScope.RES) {
     throw new TypeError(`invalid variable scope ${String(scope)}`);
   }
   return scope;
@@ -122,7 +132,10 @@ export class FrameWriter {
     this.frameStart = p;
     p += LENGTH_PREFIX_SIZE;
     b[p] = type;
-    b.writeUInt32BE(flags >>> 0, p + 1);
+    b[p + 1] = flags >>> 24;
+    b[p + 2] = flags >>> 16;
+    b[p + 3] = flags >>> 8;
+    b[p + 4] = flags;
     p += 5;
     if (typeof streamId === 'number' && streamId >= 0 && streamId < 240) b[p++] = streamId;
     else p = writeVarintAny(b, p, streamId);
@@ -134,7 +147,12 @@ export class FrameWriter {
   /** Ends the frame started by {@link begin}: fills in its length, returns it (prefix excluded). */
   finish(): number {
     const len = this.pos - this.frameStart - LENGTH_PREFIX_SIZE;
-    this.slab.writeUInt32BE(len, this.frameStart);
+    const b = this.slab;
+    const p = this.frameStart;
+    b[p] = len >>> 24;
+    b[p + 1] = len >>> 16;
+    b[p + 2] = len >>> 8;
+    b[p + 3] = len;
     return len;
   }
 
@@ -167,14 +185,28 @@ export class FrameWriter {
     const name = encodedVarName(a.name);
     const scope = checkScope(a.scope);
     if (a.op === 'set') {
-      this.ensure(3 + name.length + typedSize(a.value));
+      const v = a.value;
+      // Upper bound inline for the common kinds; typedSize() for the rest.
+      const need =
+        3 +
+        name.length +
+        (typeof v === 'string' ? 11 + 3 * v.length : typeof v === 'object' ? typedSize(v) : 11);
+      if (this.slab.length - this.pos < need) this.ensure(need);
       const b = this.slab;
       let p = this.pos;
       b[p] = 1; // SET-VAR
       b[p + 1] = 3; // NB-ARGS
       b[p + 2] = scope;
       p = copyInto(b, p + 3, name);
-      this.pos = writeTyped(b, p, a.value);
+      if (typeof v === 'string') {
+        b[p] = DataType.STRING;
+        this.pos = writeStringData(b, p + 1, v);
+      } else if (typeof v === 'boolean') {
+        b[p] = v ? DATA_FLAG_TRUE | DataType.BOOL : DataType.BOOL;
+        this.pos = p + 1;
+      } else {
+        this.pos = writeTyped(b, p, v);
+      }
     } else if (a.op === 'unset') {
       this.ensure(3 + name.length);
       const b = this.slab;

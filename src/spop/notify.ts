@@ -27,6 +27,7 @@ const STRIDE = 5;
 export class NotifyMessage {
   /** Number of arguments (0-255). */
   readonly argCount: number;
+  private readonly owner: Notify;
   private readonly buf: Buffer;
   private readonly nameStart: number;
   private readonly nameEnd: number;
@@ -35,8 +36,9 @@ export class NotifyMessage {
   private cachedName: string | null;
 
   /** @internal Built by {@link decodeNotifyPayload}. */
-  constructor(buf: Buffer, nameStart: number, nameEnd: number, offs: number[], base: number, argc: number) {
-    this.buf = buf;
+  constructor(owner: Notify, nameStart: number, nameEnd: number, offs: number[], base: number, argc: number) {
+    this.owner = owner;
+    this.buf = owner.buf;
     this.nameStart = nameStart;
     this.nameEnd = nameEnd;
     this.offs = offs;
@@ -47,7 +49,7 @@ export class NotifyMessage {
 
   /** The message name (`spoe-message <name>`). */
   get name(): string {
-    if (this.cachedName === null) this.cachedName = this.buf.toString('utf8', this.nameStart, this.nameEnd);
+    if (this.cachedName === null) this.cachedName = this.owner.text(this.nameStart, this.nameEnd);
     return this.cachedName;
   }
 
@@ -69,8 +71,20 @@ export class NotifyMessage {
     return decodeTyped(this.buf, o[i + TYPE_BYTE]!, o[i + DATA_START]!, o[i + DATA_END]!);
   }
 
-  /** The STRING arg `name`; null when absent or of another type (NULL for a missing header). */
+  /**
+   * The STRING arg `name`, one char per byte (Latin-1, lossless: like Node's http module for
+   * header values and URLs); null when absent or of another type (NULL for a missing header).
+   */
   getString(name: string): string | null {
+    const i = this.find(name);
+    if (i < 0) return null;
+    const o = this.offs;
+    if ((o[i + TYPE_BYTE]! & 0x0f) !== DataType.STRING) return null;
+    return this.owner.text(o[i + DATA_START]!, o[i + DATA_END]!);
+  }
+
+  /** The STRING arg `name` decoded as UTF-8 (invalid sequences become U+FFFD); null otherwise. */
+  getUtf8(name: string): string | null {
     const i = this.find(name);
     if (i < 0) return null;
     const o = this.offs;
@@ -115,7 +129,7 @@ export class NotifyMessage {
     for (let i = this.base, end = this.base + this.argCount * STRIDE; i < end; i += STRIDE) {
       const v = decodeTyped(buf, o[i + TYPE_BYTE]!, o[i + DATA_START]!, o[i + DATA_END]!);
       yield {
-        name: buf.toString('utf8', o[i + NAME_START]!, o[i + NAME_END]!),
+        name: buf.toString('latin1', o[i + NAME_START]!, o[i + NAME_END]!),
         type: v.type,
         value: v.value,
       };
@@ -166,23 +180,59 @@ function bytesEqual(buf: Buffer, start: number, end: number, s: string): boolean
   return true;
 }
 
+/** Payloads up to this size are decoded to text in one go on the first string read. */
+const WHOLE_TEXT_MAX = 4096;
+
 /** A decoded NOTIFY frame, handed to the handler. */
 export class Notify {
   readonly streamId: number | bigint;
   readonly frameId: number | bigint;
   /** Messages in wire order; may be empty. */
   readonly messages: readonly NotifyMessage[];
+  /** @internal Frame bytes; never rewritten by the framer. */
+  readonly buf: Buffer;
+  private readonly payloadStart: number;
+  private readonly payloadEnd: number;
+  private payloadText: string | null;
 
-  constructor(streamId: number | bigint, frameId: number | bigint, messages: readonly NotifyMessage[]) {
+  /** @internal Built by {@link decodeNotifyPayload}. */
+  constructor(
+    streamId: number | bigint,
+    frameId: number | bigint,
+    buf: Buffer,
+    payloadStart: number,
+    payloadEnd: number,
+    messages: NotifyMessage[],
+  ) {
     this.streamId = streamId;
     this.frameId = frameId;
     this.messages = messages;
+    this.buf = buf;
+    this.payloadStart = payloadStart;
+    this.payloadEnd = payloadEnd;
+    this.payloadText = null;
   }
 
   /** The first message called `name` (byte comparison), or undefined. */
   message(name: string): NotifyMessage | undefined {
     for (const m of this.messages) if (m.is(name)) return m;
     return undefined;
+  }
+
+  /**
+   * @internal Latin-1 text of `buf[start, end)`. A native decode costs far more per call than
+   * per byte, so the whole payload is decoded once and each string is a substring of it
+   * (Latin-1 maps byte i to char i, so offsets line up).
+   */
+  text(start: number, end: number): string {
+    let t = this.payloadText;
+    if (t === null) {
+      if (this.payloadEnd - this.payloadStart > WHOLE_TEXT_MAX)
+        return this.buf.toString('latin1', start, end);
+      t = this.buf.toString('latin1', this.payloadStart, this.payloadEnd);
+      this.payloadText = t;
+    }
+    return t.substring(start - this.payloadStart, end - this.payloadStart);
   }
 }
 
@@ -198,6 +248,7 @@ export function decodeNotifyPayload(
 ): Notify {
   const offs: number[] = [];
   const messages: NotifyMessage[] = [];
+  const notify = new Notify(streamId, frameId, buf, r.pos, r.end, messages);
   while (r.pos < r.end) {
     const nameLen = r.length();
     const nameStart = r.skip(nameLen);
@@ -209,7 +260,7 @@ export function decodeNotifyPayload(
       r.typed();
       offs.push(start, start + len, r.typeByte, r.dataStart, r.dataEnd);
     }
-    messages.push(new NotifyMessage(buf, nameStart, nameStart + nameLen, offs, base, argc));
+    messages.push(new NotifyMessage(notify, nameStart, nameStart + nameLen, offs, base, argc));
   }
-  return new Notify(streamId, frameId, messages);
+  return notify;
 }

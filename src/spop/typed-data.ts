@@ -12,7 +12,9 @@ type IntType =
 
 /**
  * A decoded value. Integers are numbers up to 2^53-1 and bigints beyond; INT32/INT64 are
- * signed (two's complement). IP addresses are in text form (`127.0.0.1`, `::1`).
+ * signed (two's complement). IP addresses are in text form (`127.0.0.1`, `::1`). STRING is
+ * decoded one char per byte (Latin-1: lossless, as Node's http does for headers); encoders
+ * write JS strings as UTF-8, so only ASCII round-trips to the same string.
  */
 export type TypedValue =
   | { readonly type: typeof DataType.NULL; readonly value: null }
@@ -59,7 +61,7 @@ export function decodeTyped(buf: Uint8Array, typeByte: number, start: number, en
     case DataType.IPV6:
       return { type, value: formatIpv6(buf, start) };
     case DataType.STRING:
-      return { type, value: Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('utf8') };
+      return { type, value: Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1') };
     case DataType.BINARY:
       return { type, value: buf.slice(start, end) };
     default:
