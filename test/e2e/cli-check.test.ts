@@ -1,0 +1,88 @@
+// `spoe-authz check` and `serve` as an operator runs them: a broken config stops with exit code 2
+// and the path of the wrong field; the shipped SPOE file passes `check --spoe-conf`.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT, runCli } from '../helpers/agent-process.js';
+import { SHIPPED_SPOE_CONF } from './stack.js';
+
+const ISSUER = `  - id: corp
+    issuer: https://login.example.com/
+    audiences: [prefect]
+    keys: { type: oidc }
+    roles: { claims: [groups], map: { prefect-admins: admin } }
+`;
+const GOOD = `listen: 127.0.0.1:12345\naudit: deny\nissuers:\n${ISSUER}    algorithms: [RS256]\n`;
+const BAD_ALGORITHM = `issuers:\n${ISSUER}    algorithms: [none]\n`;
+
+describe('spoe-authz check', () => {
+  let dir: string;
+  const file = async (name: string, text: string) => {
+    const path = join(dir, name);
+    await writeFile(path, text);
+    return path;
+  };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'spoe-authz-check-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('rejects a broken config with exit 2 and the field path', async () => {
+    const r = await runCli(['check', '--config', await file('bad.yaml', BAD_ALGORITHM)]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^config error \(file:.*bad\.yaml\):\n {2}issuers\.0\.algorithms\.0: /);
+    expect(r.stdout).not.toMatch(/config ok/);
+
+    // The development issuer beside it does not shift the index.
+    const dev = await runCli([
+      'check',
+      '--config',
+      await file('bad-dev.yaml', `devIssuer: true\n${BAD_ALGORITHM}`),
+    ]);
+    expect(dev.code).toBe(2);
+    expect(dev.stderr).toMatch(/\n {2}issuers\.0\.algorithms\.0: /);
+  });
+
+  it('names the field when only the engine can see the problem (a role map to an unknown role)', async () => {
+    const yaml = GOOD.replace('prefect-admins: admin', 'prefect-admins: superuser');
+    const r = await runCli(['check', '--config', await file('bad-role.yaml', yaml)]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/\n {2}issuers\.0\.roles\.map\.prefect-admins: unknown role "superuser"/);
+  });
+
+  it('passes a good config with the shipped spoe-agent.conf, and fails a SPOE file without path=', async () => {
+    const good = await file('good.yaml', GOOD);
+    const ok = await runCli([
+      'check',
+      '--config',
+      good,
+      '--spoe-conf',
+      join(REPO_ROOT, 'haproxy/spoe-agent.conf'),
+    ]);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/^config ok \(file:.*good\.yaml\): issuers corp$/m);
+    expect(ok.stdout).toMatch(/^spoe config ok \(.*haproxy\/spoe-agent\.conf\)$/m);
+
+    const noPath = SHIPPED_SPOE_CONF.replace(' path=path ', ' ');
+    expect(noPath).not.toBe(SHIPPED_SPOE_CONF);
+    const bad = await runCli(['check', '--config', good, '--spoe-conf', await file('spoe.conf', noPath)]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/message authorize lacks arg path=/);
+  });
+
+  it('serve stops with exit 2 and the field path before it listens', async () => {
+    const r = await runCli([
+      'serve',
+      '--config',
+      await file('bad-serve.yaml', BAD_ALGORITHM),
+      '--listen',
+      '127.0.0.1:0',
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/\n {2}issuers\.0\.algorithms\.0: /);
+    expect(r.stdout).not.toMatch(/agent listening/);
+  });
+});
