@@ -1,0 +1,166 @@
+/**
+ * Options of the load generator, validated from CLI-style values (strings and booleans), with
+ * defaults and hard caps so a run is always bounded in time, count and memory.
+ */
+import { ALGORITHMS, DEV_ALGORITHM } from '../auth/index.js';
+import { isLoopback, parseTarget, type Target } from './target.js';
+
+export type TokenMode =
+  | { readonly kind: 'reuse' }
+  | { readonly kind: 'pool'; readonly size: number }
+  | { readonly kind: 'unique' };
+
+/** How stream/frame ids are chosen (reference §1.13). */
+export type IdStyle = '3.1' | '2.6';
+
+export type Algorithm = (typeof ALGORITHMS)[number];
+
+export interface LoadOptions {
+  readonly target: Target;
+  /** Start the agent as a child process (on a free loopback port) instead of using `target`. */
+  readonly spawnAgent: boolean;
+  /** With `spawnAgent`: the agent's config file (default: one generated for the token issuer). */
+  readonly agentConfig: string | null;
+  /** With `spawnAgent`: extra node flags for the agent, e.g. `--cpu-prof`. */
+  readonly agentNodeOptions: readonly string[];
+  readonly connections: number;
+  /** NOTIFYs in flight per connection. */
+  readonly pipeline: number;
+  /** Target decisions/s, open loop; null = as fast as possible (closed loop). */
+  readonly rate: number | null;
+  /** Measured phase length in seconds; null = bounded by `requests` only. */
+  readonly durationS: number | null;
+  /** Measured requests; null = bounded by `durationS` only. */
+  readonly requests: number | null;
+  readonly warmupS: number;
+  /** An ACK not received this long after its NOTIFY was written counts as a timeout. */
+  readonly timeoutMs: number;
+  readonly tokens: TokenMode;
+  /** Share of requests carrying an invalid token (half bad signature, half expired). */
+  readonly invalidShare: number;
+  readonly alg: Algorithm;
+  /** Tokens to send, one per line (expected valid); replaces minting. */
+  readonly tokenFile: string | null;
+  readonly ids: IdStyle;
+  readonly json: boolean;
+  /** One progress line per second on stderr. */
+  readonly progress: boolean;
+}
+
+export const LIMITS = {
+  connections: 1_000,
+  pipeline: 1_000,
+  rate: 5_000_000,
+  durationS: 3_600,
+  requests: 100_000_000,
+  warmupS: 300,
+  timeoutMs: 60_000,
+  poolSize: 1_000_000,
+} as const;
+
+export const DEFAULT_TARGET = '127.0.0.1:12345';
+export const DEFAULT_DURATION_S = 10;
+
+/** A usage mistake: the CLI prints it with the usage text and exits 2. */
+export class LoadUsageError extends Error {
+  override name = 'LoadUsageError';
+}
+
+/** What the CLI hands over: parseArgs values (strings, booleans, string arrays). */
+export type RawLoadValues = Readonly<Record<string, string | boolean | readonly string[] | undefined>>;
+
+function str(values: RawLoadValues, name: string): string | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new LoadUsageError(`--${name} takes a value`);
+  return v;
+}
+
+function num(values: RawLoadValues, name: string, min: number, max: number, integer: boolean): number | null {
+  const s = str(values, name);
+  if (s === undefined) return null;
+  const n = Number(s.replaceAll('_', ''));
+  if (s.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max) {
+    const kind = integer ? 'a whole number' : 'a number';
+    throw new LoadUsageError(`--${name} takes ${kind} from ${min} to ${max}, got "${s}"`);
+  }
+  return n;
+}
+
+export function parseTokenMode(value: string): TokenMode {
+  if (value === 'reuse') return { kind: 'reuse' };
+  if (value === 'unique') return { kind: 'unique' };
+  const m = /^pool:(\d+)$/.exec(value);
+  if (m !== null) {
+    const size = Number(m[1]);
+    if (size >= 1 && size <= LIMITS.poolSize) return { kind: 'pool', size };
+  }
+  throw new LoadUsageError(`--tokens takes reuse, pool:N (1..${LIMITS.poolSize}) or unique, got "${value}"`);
+}
+
+/** Validates and completes the options. Throws {@link LoadUsageError}. */
+export function parseLoadOptions(values: RawLoadValues): LoadOptions {
+  const spawnAgent = values['spawn-agent'] === true;
+  const targetText = str(values, 'target');
+  if (spawnAgent && targetText !== undefined) {
+    throw new LoadUsageError('--target and --spawn-agent exclude each other (the agent gets a free port)');
+  }
+  const target = parseTarget(targetText ?? DEFAULT_TARGET);
+  if (typeof target === 'string') throw new LoadUsageError(`--target: ${target}`);
+  if (!isLoopback(target) && values['allow-remote'] !== true) {
+    throw new LoadUsageError(
+      `--target ${targetText} is not a loopback address; load tests against another machine need --allow-remote`,
+    );
+  }
+  const agentConfig = str(values, 'config') ?? null;
+  const agentNodeOptions = (str(values, 'agent-node-options') ?? '').split(/\s+/).filter((s) => s !== '');
+  if (!spawnAgent && (agentNodeOptions.length > 0 || agentConfig !== null)) {
+    throw new LoadUsageError('--agent-node-options and --config apply to --spawn-agent only');
+  }
+
+  const requests = num(values, 'requests', 1, LIMITS.requests, true);
+  let durationS = num(values, 'duration', 0.1, LIMITS.durationS, false);
+  if (durationS === null && requests === null) durationS = DEFAULT_DURATION_S;
+
+  const alg = (str(values, 'alg') ?? DEV_ALGORITHM) as Algorithm;
+  if (!(ALGORITHMS as readonly string[]).includes(alg)) {
+    throw new LoadUsageError(`--alg takes one of ${ALGORITHMS.join(', ')}, got "${alg}"`);
+  }
+  const tokenFile = str(values, 'token-file') ?? null;
+  if (tokenFile !== null && str(values, 'alg') !== undefined) {
+    throw new LoadUsageError('--alg does not apply to --token-file (the file decides the algorithm)');
+  }
+  if (alg !== DEV_ALGORITHM && !spawnAgent) {
+    throw new LoadUsageError(
+      `the development issuer signs ${DEV_ALGORITHM} only: --alg ${alg} needs --spawn-agent ` +
+        '(the script then runs its own issuer and configures the agent for it) or --token-file',
+    );
+  }
+  if (alg !== DEV_ALGORITHM && agentConfig !== null) {
+    throw new LoadUsageError(`--alg ${alg} writes its own agent config; it cannot be combined with --config`);
+  }
+
+  const ids = str(values, 'ids') ?? '3.1';
+  if (ids !== '3.1' && ids !== '2.6') throw new LoadUsageError(`--ids takes 3.1 or 2.6, got "${ids}"`);
+
+  return {
+    target,
+    spawnAgent,
+    agentConfig,
+    agentNodeOptions,
+    connections: num(values, 'connections', 1, LIMITS.connections, true) ?? 4,
+    pipeline: num(values, 'pipeline', 1, LIMITS.pipeline, true) ?? 20,
+    rate: num(values, 'rate', 1, LIMITS.rate, false),
+    durationS,
+    requests,
+    warmupS: num(values, 'warmup', 0, LIMITS.warmupS, false) ?? 1,
+    timeoutMs: num(values, 'timeout', 1, LIMITS.timeoutMs, true) ?? 1_500,
+    tokens: parseTokenMode(str(values, 'tokens') ?? 'reuse'),
+    invalidShare: num(values, 'invalid-share', 0, 1, false) ?? 0,
+    alg,
+    tokenFile,
+    ids,
+    json: values.json === true,
+    progress: values.quiet !== true,
+  };
+}
