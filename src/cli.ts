@@ -5,11 +5,13 @@
  *   check            validate the config (and with --spoe-conf, the SPOE file)
  *   explain          print a decision and its trace for a request
  *   token            mint a DEVELOPMENT token (dev issuer only)
+ *   load             load-test an agent over SPOP, as HAProxy would
  * Exit codes: 0 ok, 1 failure at run time, 2 usage or config error.
  */
 import { parseArgs } from 'node:util';
 import { runCheck } from './commands/check.js';
 import { runExplain } from './commands/explain.js';
+import { runLoad } from './commands/load.js';
 import { runServe } from './commands/serve.js';
 import { runToken } from './commands/token.js';
 import { ConfigError, formatIssue } from './config/errors.js';
@@ -21,6 +23,7 @@ commands:
   check                  validate the config; with --spoe-conf FILE also the SPOE file
   explain                decide one request and print the trace
   token                  mint a token from the built-in DEVELOPMENT issuer
+  load                   load-test an agent over SPOP (as HAProxy would) and check every decision
 
 common options:
   -c, --config FILE      YAML or JSON config (default: $AUTHZ_CONFIG, else environment, else
@@ -44,6 +47,26 @@ explain:
 token:
   --sub SUBJECT [--roles viewer,operator] [--scope "a b"] [--ttl SECONDS] [--aud AUDIENCE]
   [--claim name=value ...]
+
+load:
+  --target ADDR          agent address, host:port or unix:/path (default 127.0.0.1:12345);
+                         loopback only unless --allow-remote
+  --spawn-agent          start the agent on a free port (with -c FILE: that config) and report
+                         its CPU and RSS; [--agent-node-options "--cpu-prof ..."]
+  --connections N        SPOP connections (default 4)
+  --pipeline N           NOTIFYs in flight per connection (default 20)
+  --rate R               decisions/s, open loop (latency from the intended send time);
+                         default: as fast as possible
+  --duration S           measured seconds (default 10 unless --requests); --requests N
+  --warmup S             unmeasured seconds first (default 1)
+  --timeout MS           an ACK later than this is a timeout (default 1500)
+  --tokens MODE          reuse | pool:N | unique (signed ahead of time) (default reuse)
+  --invalid-share F      share of invalid tokens, half bad signature, half expired (default 0)
+  --alg ALG              default ES256 (dev issuer); others need --spawn-agent (own issuer)
+  --token-file FILE      tokens to send, one per line (expected valid)
+  --ids 3.1|2.6          stream/frame ids like HAProxy 3.1+ (default) or 2.6
+  --json                 machine-readable result; --quiet: no progress lines
+  exit status 1 when any decision, ACK or connection was wrong or missing
 `;
 
 const options = {
@@ -72,6 +95,23 @@ const options = {
   ttl: { type: 'string' },
   aud: { type: 'string' },
   claim: { type: 'string', multiple: true },
+  target: { type: 'string' },
+  'allow-remote': { type: 'boolean' },
+  'spawn-agent': { type: 'boolean' },
+  'agent-node-options': { type: 'string' },
+  connections: { type: 'string' },
+  pipeline: { type: 'string' },
+  rate: { type: 'string' },
+  duration: { type: 'string' },
+  requests: { type: 'string' },
+  warmup: { type: 'string' },
+  timeout: { type: 'string' },
+  tokens: { type: 'string' },
+  'invalid-share': { type: 'string' },
+  alg: { type: 'string' },
+  'token-file': { type: 'string' },
+  ids: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
 } as const;
 
 export type CliValues = ReturnType<typeof parse>['values'];
@@ -108,6 +148,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runExplain(values);
       case 'token':
         return await runToken(values);
+      case 'load':
+        return await runLoad(values);
       default:
         process.stderr.write(`unknown command: ${command}\n\n${USAGE}`);
         return 2;
