@@ -90,6 +90,31 @@ describeHaproxy('agent reload and restart behind the shipped HAProxy config', ()
     expect(agent.pid()).toBe(agent.records()[mark - 1]?.pid);
   });
 
+  it('SIGHUP with a broken config keeps the running one (and logs the field path)', async () => {
+    const { agent } = stack;
+    const viewer = await devToken('bea-broken', ['viewer']);
+    // The policy of the previous test is in force: listing flows is denied.
+    expect((await send(hap, 'POST', '/api/flows/filter', { token: viewer, body: '{}' })).status).toBe(403);
+
+    const mark = agent.mark();
+    await agent.writeConfig({
+      ...BASE_CONFIG,
+      policy: { rules: [{ path: '/api/**', roles: ['superuser'] }] },
+    });
+    agent.signal('SIGHUP');
+    const failed = await agent.waitForLog(/^config reload failed/, { since: mark });
+    expect(failed.err).toEqual([
+      expect.stringMatching(/^policy\.rules\.0\.roles\.0: unknown role "superuser"/),
+    ]);
+
+    expect((await send(hap, 'POST', '/api/flows/filter', { token: viewer, body: '{}' })).status).toBe(403);
+    expect(agent.running()).toBe(true);
+
+    // Back to the preset (the next test restarts the agent from this file).
+    await agent.reload(BASE_CONFIG);
+    expect((await send(hap, 'POST', '/api/flows/filter', { token: viewer, body: '{}' })).status).toBe(200);
+  });
+
   it('a stopped agent means 503, never allow; service returns when it restarts', async () => {
     const { agent, stub } = stack;
     const operator = await devToken('rita-restart', ['operator']);
