@@ -1,6 +1,6 @@
 /**
  * Codec micro-benchmark: NOTIFY → ACK on the `notify-create-flow-run` fixture (real HAProxy 2.6
- * capture, 1 message, 8 args incl. an 805-byte bearer token). One op =
+ * capture, 805 bytes: 1 message, 8 args incl. a 616-byte Authorization header). One op =
  *   framer (length prefix) + NOTIFY header/payload decode + read every arg (strings materialised,
  *   src as text) + encode an ACK with six SET-VARs (bool, int, 4 strings) into one buffer.
  * No sockets. Run: `npx tsx bench/codec.ts` (or `node --cpu-prof --import tsx bench/codec.ts`).

@@ -63,7 +63,8 @@ export function decodeTyped(buf: Uint8Array, typeByte: number, start: number, en
     case DataType.STRING:
       return { type, value: Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1') };
     case DataType.BINARY:
-      return { type, value: buf.slice(start, end) };
+      // A copy: Buffer#slice would be a view that keeps (and exposes) the whole chunk.
+      return { type, value: Uint8Array.prototype.slice.call(buf, start, end) };
     default:
       throw new RangeError(`reserved data type ${type}`);
   }
