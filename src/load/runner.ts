@@ -92,6 +92,8 @@ export class Runner implements ConnectionEvents {
   private scanTimer: NodeJS.Timeout | null = null;
   private lastTickMs = 0;
   private lastTickAcked = 0;
+  /** Every ACK matched, warm-up included (progress lines). */
+  private answered = 0;
   private finished: (() => void) | null = null;
   private readonly pumpBound = () => this.pump();
 
@@ -154,6 +156,7 @@ export class Runner implements ConnectionEvents {
   // ---- ConnectionEvents --------------------------------------------------------------------------
 
   ack(_conn: LoadConnection, p: Pending, r: AckReader, nowMs: number): void {
+    this.answered++;
     const kind = p.kind;
     const expectAllow = kind === TokenKind.VALID;
     const reason = r.reason;
@@ -251,20 +254,22 @@ export class Runner implements ConnectionEvents {
     this.advancePhase(now);
     const due = schedule.dueCount(now);
     const n = conns.length;
-    while (this.nextIndex < due && this.nextIndex < this.stopIndex) {
-      let conn: LoadConnection | null = null;
-      for (let k = 0; k < n; k++) {
-        const c = conns[(this.rr + k) % n]!;
-        if (c.free() > 0) {
-          conn = c;
-          this.rr = (this.rr + k + 1) % n;
-          break;
-        }
+    // What is due now goes out as one batch on one connection (one write, like HAProxy's mux
+    // sending every frame queued during a poll loop); the next batch takes the next connection.
+    let k = 0;
+    while (this.nextIndex < due && this.nextIndex < this.stopIndex && k < n) {
+      const conn = conns[(this.rr + k) % n]!;
+      let free = conn.free();
+      if (free === 0) {
+        k++;
+        continue;
       }
-      if (conn === null) break; // every pipeline full: the ACKs will call pump() again
-      const i = this.nextIndex++;
-      this.sendOn(conn, schedule.intendedMs(i), now);
+      while (free-- > 0 && this.nextIndex < due && this.nextIndex < this.stopIndex) {
+        const i = this.nextIndex++;
+        this.sendOn(conn, schedule.intendedMs(i), now);
+      }
     }
+    this.rr = (this.rr + k + 1) % n;
     for (const c of conns) c.flush();
     if (this.nextIndex < due || (this.phase !== 'measure' && this.phase !== 'warmup')) return;
     const wait = schedule.waitMs(this.nextIndex, performance.now());
@@ -373,7 +378,7 @@ export class Runner implements ConnectionEvents {
       elapsedS:
         (now - (this.phase === 'warmup' ? this.startMs + this.o.warmupS * 1000 : this.measureStartMs)) / 1000,
       intervalS: (now - this.lastTickMs) / 1000,
-      acked: s.acked - this.lastTickAcked,
+      acked: this.answered - this.lastTickAcked,
       p50Us: interval.totalCount > 0 ? interval.getValueAtPercentile(50) : 0,
       p99Us: interval.totalCount > 0 ? interval.getValueAtPercentile(99) : 0,
       inFlight: this.inFlight(),
@@ -382,7 +387,7 @@ export class Runner implements ConnectionEvents {
     };
     interval.reset();
     this.lastTickMs = now;
-    this.lastTickAcked = s.acked;
+    this.lastTickAcked = this.answered;
     this.hooks.tick?.(t);
   }
 }

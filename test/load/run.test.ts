@@ -1,0 +1,192 @@
+/**
+ * The generator against real agents on loopback, short and bounded by request count. No timing
+ * assertions: only that every request is accounted for and every decision checked.
+ */
+import { createServer, type Server } from 'node:net';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAgentConfig } from '../../src/config/load.js';
+import { type LoadOptions, parseLoadOptions, runLoadTest } from '../../src/load/index.js';
+import { type Runtime, startRuntime } from '../../src/runtime.js';
+import {
+  type Action,
+  encodeAck,
+  encodeAgentHello,
+  Framer,
+  FrameType,
+  SpopServer,
+  VarScope,
+} from '../../src/spop/index.js';
+
+const silent = pino({ level: 'silent' });
+
+function options(values: Record<string, string | boolean>, port: number): LoadOptions {
+  return {
+    ...parseLoadOptions({ warmup: '0', quiet: true, ...values }),
+    target: { kind: 'tcp', host: '127.0.0.1', port },
+  };
+}
+
+function portOf(address: string): number {
+  return Number(address.slice(address.lastIndexOf(':') + 1));
+}
+
+describe('load generator against the real agent (in process, dev issuer)', () => {
+  let runtime: Runtime;
+  let port: number;
+
+  beforeAll(async () => {
+    const config = parseAgentConfig({
+      devIssuer: true,
+      audit: 'off',
+      listen: '127.0.0.1:0',
+      metrics: { listen: null },
+    });
+    runtime = await startRuntime(config, silent);
+    port = portOf(runtime.address);
+  });
+  afterAll(() => runtime?.close());
+
+  it('closed loop: every NOTIFY answered, counts add up, the invalid share is denied for the right reason', async () => {
+    const r = await runLoadTest(
+      options(
+        { requests: '3000', connections: '3', pipeline: '16', tokens: 'pool:10', 'invalid-share': '0.2' },
+        port,
+      ),
+    );
+    expect(r.sent).toBe(3000);
+    expect(r.acked).toBe(3000);
+    expect(r.errors).toEqual({
+      total: 0,
+      mismatches: 0,
+      timeouts: 0,
+      lost: 0,
+      unknownAcks: 0,
+      protocol: 0,
+      disconnects: 0,
+      warmup: 0,
+    });
+    expect(r.expected).toEqual({ allow: 2400, deny: 600 });
+    expect([r.allowed, r.denied]).toEqual([2400, 600]);
+    expect(r.reasons).toEqual({ ok: 2400, bad_signature: 300, expired: 300 });
+    expect(r.latencyUs).not.toBeNull();
+    expect(r.latencyUs!.p50).toBeLessThanOrEqual(r.latencyUs!.max);
+    expect(r.latencyFrom).toBe('send time');
+    expect(r.throughput).toBeGreaterThan(0);
+  });
+
+  it('unique tokens: each verified once (cache misses, no hits)', async () => {
+    const r = await runLoadTest(options({ requests: '400', tokens: 'unique', 'invalid-share': '0.1' }, port));
+    expect(r.errors.total).toBe(0);
+    expect([r.allowed, r.denied]).toEqual([360, 40]);
+    expect(r.cache.miss).toBe(400);
+    expect(r.cache.hit).toBeUndefined();
+  });
+
+  it('open loop at a target rate, 2.6-style stream ids', async () => {
+    const r = await runLoadTest(
+      options({ requests: '500', rate: '5000', ids: '2.6', connections: '2' }, port),
+    );
+    expect([r.sent, r.acked, r.unsent]).toEqual([500, 500, 0]);
+    expect(r.errors.total).toBe(0);
+    expect(r.latencyFrom).toBe('intended send time');
+    expect(r.settings.loop).toBe('open');
+  });
+
+  it('a warm-up is not counted', async () => {
+    const r = await runLoadTest(options({ warmup: '0.3', requests: '200' }, port));
+    expect([r.sent, r.acked, r.errors.total]).toEqual([200, 200, 0]);
+  });
+});
+
+describe('load generator against broken agents', () => {
+  const servers: { close(): unknown }[] = [];
+  afterAll(async () => {
+    for (const s of servers) await s.close();
+  });
+
+  it('counts every decision that contradicts the token as a mismatch', async () => {
+    const allowAll: Action[] = [
+      { op: 'set', scope: VarScope.TXN, name: 'allow', value: true },
+      { op: 'set', scope: VarScope.TXN, name: 'status', value: 200 },
+      { op: 'set', scope: VarScope.TXN, name: 'reason', value: 'ok' },
+    ];
+    const server = new SpopServer({ handler: () => allowAll });
+    servers.push(server);
+    const { port } = await server.listen(0, '127.0.0.1');
+    const r = await runLoadTest(options({ requests: '1000', 'invalid-share': '0.3' }, port));
+    expect(r.acked).toBe(1000);
+    expect(r.errors.mismatches).toBe(300);
+    expect(r.errors.total).toBe(300);
+    expect(r.mismatchKinds).toEqual({
+      'bad_signature -> allow=true status=200 reason=ok': 150,
+      'expired -> allow=true status=200 reason=ok': 150,
+    });
+  });
+
+  it('counts NOTIFYs never answered as timeouts, and the run still ends', async () => {
+    const server = new SpopServer({
+      handler: () => new Promise<Action[]>(() => {}),
+      handlerTimeoutMs: 60_000,
+    });
+    servers.push(server);
+    const { port } = await server.listen(0, '127.0.0.1');
+    const r = await runLoadTest(
+      options({ requests: '40', connections: '2', pipeline: '10', timeout: '200' }, port),
+    );
+    expect(r.sent).toBe(40);
+    expect(r.acked).toBe(0);
+    expect(r.errors.timeouts).toBe(40);
+    expect(r.errors.total).toBe(40);
+    await server.close({ deadlineMs: 100 });
+  });
+
+  it('an ACK with the wrong frame-id is a protocol error; what was in flight is lost', async () => {
+    // A raw agent: HELLO answered, then every NOTIFY acknowledged with frame-id 2.
+    const raw: Server = createServer((sock) => {
+      const framer = new Framer(1 << 20);
+      let hello = false;
+      sock.on('data', (chunk) => {
+        framer.push(chunk);
+        while (framer.next()) {
+          const type = framer.frame[framer.start];
+          if (!hello) {
+            hello = true;
+            sock.write(encodeAgentHello(16380, 'pipelining'));
+          } else if (type === FrameType.NOTIFY) {
+            sock.write(encodeAck(1, 2, []));
+          }
+        }
+      });
+      sock.on('error', () => {});
+    });
+    servers.push({ close: () => new Promise((resolve) => raw.close(resolve)) });
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    const port = (raw.address() as { port: number }).port;
+    const r = await runLoadTest(options({ requests: '10', connections: '1', pipeline: '5' }, port));
+    expect(r.errors.protocol).toBe(1);
+    expect(r.errors.lost).toBe(5);
+    expect(r.errorSamples.join('\n')).toMatch(/frame-id 2, expected 1/);
+  });
+});
+
+describe('load generator with --spawn-agent', () => {
+  it('starts the agent (own RS256 issuer), reports its CPU and RSS, and stops it', async () => {
+    const o = parseLoadOptions({
+      'spawn-agent': true,
+      alg: 'RS256',
+      tokens: 'pool:4',
+      'invalid-share': '0.25',
+      requests: '400',
+      warmup: '0',
+      quiet: true,
+    });
+    const r = await runLoadTest(o);
+    expect(r.errors.total).toBe(0);
+    expect([r.sent, r.acked, r.allowed, r.denied]).toEqual([400, 400, 300, 100]);
+    expect(r.agent.spawned).toBe(true);
+    expect(r.agent.cpuPercent).toBeTypeOf('number');
+    expect(r.agent.rssMb).toBeGreaterThan(10);
+    expect(() => process.kill(r.agent.pid!, 0)).toThrow();
+  }, 60_000);
+});
