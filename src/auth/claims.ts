@@ -6,15 +6,26 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** A claim name or dotted path, split once. */
+export interface ClaimPath {
+  readonly whole: string;
+  readonly parts: readonly string[] | null;
+}
+
+export function compileClaimPath(path: string): ClaimPath {
+  return { whole: path, parts: path.includes('.') ? path.split('.') : null };
+}
+
 /**
  * A claim by name or dotted path. The whole name is tried first, so namespaced claims such as
  * `https://example.com/roles` or `cognito:groups` work; then `realm_access.roles` style walks.
  */
-export function claimAt(claims: Claims, path: string): unknown {
-  if (Object.hasOwn(claims, path)) return claims[path];
-  if (!path.includes('.')) return undefined;
+export function claimAt(claims: Claims, path: string | ClaimPath): unknown {
+  const p = typeof path === 'string' ? compileClaimPath(path) : path;
+  if (Object.hasOwn(claims, p.whole)) return claims[p.whole];
+  if (p.parts === null) return undefined;
   let node: unknown = claims;
-  for (const part of path.split('.')) {
+  for (const part of p.parts) {
     if (!isRecord(node) || !Object.hasOwn(node, part)) return undefined;
     node = node[part];
   }
@@ -43,7 +54,11 @@ export interface ForwardClaimSpec {
   readonly name: string;
   readonly claim: string;
   readonly maxLength: number;
+  /** `claim` compiled (optional: compiled on each use when absent). */
+  readonly path?: ClaimPath;
 }
+
+const NO_FORWARDED: ForwardedClaims = Object.freeze([]);
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we refuse
 const CONTROL = /[\u0000-\u001f\u007f]/;
@@ -54,9 +69,10 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
  * pass for another identity), as are non-finite numbers.
  */
 export function forwardClaims(claims: Claims, specs: readonly ForwardClaimSpec[]): ForwardedClaims {
+  if (specs.length === 0) return NO_FORWARDED;
   const out: Array<readonly [string, ClaimValue]> = [];
   for (const spec of specs) {
-    const value = claimAt(claims, spec.claim);
+    const value = claimAt(claims, spec.path ?? spec.claim);
     if (typeof value === 'string') {
       if (value.length <= spec.maxLength && !CONTROL.test(value)) out.push([spec.name, value]);
     } else if (typeof value === 'number') {

@@ -1,9 +1,10 @@
+import { compileClaimPath } from './claims.js';
 import { type AuthzRequest, type CacheOutcome, type Decision, makeDecision, NO_CLAIMS } from './decision.js';
 import { type AuthzConfig, parseAuthzConfig } from './engine-config.js';
 import { AuthError, type AuthErrorIssue } from './errors.js';
 import type { FetchLike } from './http-fetch.js';
 import type { Identity } from './identity.js';
-import { type CompiledIssuer, compileIssuer } from './issuer.js';
+import { CompiledIssuer } from './issuer.js';
 import { type AuthLogger, silentLogger } from './logger.js';
 import { normalizePath, PathRejection } from './path.js';
 import { pathSegments } from './pattern.js';
@@ -13,7 +14,7 @@ import { NEGATIVE_CACHEABLE, type Reason } from './reasons.js';
 import { ANONYMOUS_ROLE } from './role-model.js';
 import { newMatchContext } from './rule.js';
 import { type AuthzStats, Counters, type IssuerStatus } from './stats.js';
-import { EXPIRED, NOT_YET_VALID, TokenCache } from './token-cache.js';
+import { EXPIRED, NOT_YET_VALID, TokenCache, tokenKey } from './token-cache.js';
 import { extractToken, TokenRejection, type TokenSources, tokenSourceOf } from './token-source.js';
 import { TokenVerifier, type VerifyOutcome } from './verify.js';
 
@@ -46,7 +47,11 @@ export class AuthzEngine {
   private readonly verifier: TokenVerifier;
   private readonly cache: TokenCache;
   private readonly sources: TokenSources;
-  private readonly inflight = new Map<string, Promise<VerifyOutcome>>();
+  /** Verifications in progress, by token key (see token-cache.ts), for coalescing. */
+  private readonly inflight = new Map<
+    string,
+    { readonly token: string; readonly outcome: Promise<VerifyOutcome> }
+  >();
   private readonly counters = new Counters();
   private policy: CompiledPolicy;
   private starting: Promise<void> | null = null;
@@ -63,8 +68,11 @@ export class AuthzEngine {
       logger: this.logger,
       persistDir: config.jwksCacheDir ?? null,
     };
-    this.issuers = config.issuers.map((issuer) => compileIssuer(issuer, keyDeps));
-    this.verifier = new TokenVerifier(this.issuers, config.forwardClaims);
+    this.issuers = config.issuers.map((issuer) => new CompiledIssuer(issuer, keyDeps));
+    this.verifier = new TokenVerifier(
+      this.issuers,
+      config.forwardClaims.map((spec) => ({ ...spec, path: compileClaimPath(spec.claim) })),
+    );
     this.cache = new TokenCache({
       maxEntries: config.cache.maxEntries,
       maxTtlMs: config.cache.maxTtlSeconds * 1000,
@@ -131,20 +139,21 @@ export class AuthzEngine {
     if (token === null) return this.count(this.anonymous(req, path, null));
     if (token instanceof TokenRejection) return this.count(denial('malformed_token', null, null));
     const now = this.now();
-    const hit = this.cache.get(token, now);
+    const key = tokenKey(token);
+    const hit = this.cache.get(key, token, now);
     if (hit !== undefined) {
       this.counters.hits++;
       if (hit === EXPIRED) return this.count(denial('expired', null, 'hit'));
       if (hit === NOT_YET_VALID) return this.count(denial('not_yet_valid', null, 'hit'));
       return this.count(this.authorize(req, path, hit, 'hit', null));
     }
-    const negative = this.cache.getNegative(token, now);
+    const negative = this.cache.getNegative(key, token, now);
     if (negative !== undefined) {
       this.counters.negativeHits++;
       return this.count(denial(negative.reason, negative.iss, 'negative'));
     }
     this.counters.misses++;
-    return this.verifyThenAuthorize(req, path, token, now);
+    return this.verifyThenAuthorize(req, path, key, token, now);
   }
 
   /** decide() with a trace, bypassing the token cache and counters. */
@@ -209,36 +218,43 @@ export class AuthzEngine {
   private async verifyThenAuthorize(
     req: AuthzRequest,
     path: string,
+    key: string,
     token: string,
     now: number,
   ): Promise<Decision> {
-    let pending = this.inflight.get(token);
-    if (pending === undefined) {
-      pending = this.verifyAndRemember(token, now);
-      this.inflight.set(token, pending);
-    } else {
+    const running = this.inflight.get(key);
+    let pending: Promise<VerifyOutcome>;
+    if (running !== undefined && running.token === token) {
       this.counters.coalesced++;
+      pending = running.outcome;
+    } else {
+      pending = this.verifyAndRemember(key, token, now, running === undefined);
     }
     const outcome = await pending;
     if (!outcome.ok) return this.count(denial(outcome.reason, outcome.iss, 'miss'));
     return this.count(this.authorize(req, path, outcome.identity, 'miss', null));
   }
 
-  private async verifyAndRemember(token: string, now: number): Promise<VerifyOutcome> {
+  /** One verification, its result cached; `share` registers it for concurrent requests. */
+  private verifyAndRemember(key: string, token: string, now: number, share: boolean): Promise<VerifyOutcome> {
     this.counters.verifications++;
-    let outcome: VerifyOutcome;
-    try {
-      outcome = await this.verifier.verify(token, now, null);
-    } catch (err) {
-      // A bug, not a token problem: fail closed with a 503-class reason, never cached.
-      this.logger.error({ err: String(err) }, 'unexpected verification failure');
-      outcome = { ok: false, reason: 'keys_unavailable', iss: null, detail: String(err) };
-    } finally {
-      this.inflight.delete(token);
-    }
-    if (outcome.ok) this.cache.set(token, outcome.identity, this.now());
-    else if (NEGATIVE_CACHEABLE.has(outcome.reason))
-      this.cache.setNegative(token, outcome.reason, outcome.iss, now);
+    const outcome = this.verifier.verify(token, now, null).then(
+      (result) => {
+        if (share) this.inflight.delete(key);
+        if (result.ok) this.cache.set(key, token, result.identity, this.now());
+        else if (NEGATIVE_CACHEABLE.has(result.reason)) {
+          this.cache.setNegative(key, token, result.reason, result.iss, now);
+        }
+        return result;
+      },
+      (err: unknown): VerifyOutcome => {
+        // A bug, not a token problem: fail closed with a 503-class reason, never cached.
+        if (share) this.inflight.delete(key);
+        this.logger.error({ err: String(err) }, 'unexpected verification failure');
+        return { ok: false, reason: 'keys_unavailable', iss: null, detail: String(err) };
+      },
+    );
+    if (share) this.inflight.set(key, { token, outcome });
     return outcome;
   }
 

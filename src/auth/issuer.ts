@@ -4,20 +4,6 @@ import { type KeySource, LocalKeySource, SecretKeySource } from './key-source.js
 import { RemoteKeySource, type RemoteKeySourceDeps } from './remote-key-source.js';
 import { RoleMapper } from './roles.js';
 
-/** An issuer ready to verify: its config, key source, role mapping and jose options. */
-export interface CompiledIssuer {
-  readonly config: IssuerConfig;
-  readonly id: string;
-  readonly iss: string;
-  readonly keys: KeySource;
-  readonly roles: RoleMapper;
-  readonly algorithms: ReadonlySet<string>;
-  readonly critical: ReadonlySet<string>;
-  readonly toleranceSeconds: number;
-  /** Everything but `currentDate`, which comes from the engine clock per call. */
-  readonly verifyOptions: Readonly<JWTVerifyOptions>;
-}
-
 export function keySourceFor(issuer: IssuerConfig, deps: RemoteKeySourceDeps): KeySource {
   const keys = issuer.keys;
   switch (keys.type) {
@@ -33,27 +19,57 @@ export function keySourceFor(issuer: IssuerConfig, deps: RemoteKeySourceDeps): K
   }
 }
 
-export function compileIssuer(config: IssuerConfig, deps: RemoteKeySourceDeps): CompiledIssuer {
-  const verifyOptions: JWTVerifyOptions = {
-    algorithms: [...config.algorithms],
-    issuer: config.issuer,
-    audience: [...config.audiences],
-    clockTolerance: config.clockToleranceSeconds,
+/** An issuer ready to verify: its config, key source, role mapping and jose options. */
+export class CompiledIssuer {
+  readonly config: IssuerConfig;
+  readonly id: string;
+  readonly iss: string;
+  readonly keys: KeySource;
+  readonly roles: RoleMapper;
+  readonly toleranceSeconds: number;
+  private readonly algorithms: string[];
+  private readonly audience: string[];
+  private readonly requiredClaims: string[];
+  private readonly crit: Record<string, boolean>;
+  private optionsSecond = Number.NaN;
+  private options: JWTVerifyOptions = {};
+
+  constructor(config: IssuerConfig, deps: RemoteKeySourceDeps) {
+    this.config = config;
+    this.id = config.id;
+    this.iss = config.issuer;
+    this.keys = keySourceFor(config, deps);
+    this.roles = new RoleMapper(config.roles);
+    this.toleranceSeconds = config.clockToleranceSeconds;
+    this.algorithms = [...config.algorithms];
+    this.audience = [...config.audiences];
     // jose does not require exp unless asked (authz-reference 2.4); we always do.
-    requiredClaims: ['exp', ...config.requiredClaims.filter((c) => c !== 'exp')],
-    crit: Object.fromEntries(config.critical.map((name) => [name, true])),
-    ...(config.maxTokenAgeSeconds === undefined ? {} : { maxTokenAge: config.maxTokenAgeSeconds }),
-    ...(config.typ === undefined ? {} : { typ: config.typ }),
-  };
-  return {
-    config,
-    id: config.id,
-    iss: config.issuer,
-    keys: keySourceFor(config, deps),
-    roles: new RoleMapper(config.roles),
-    algorithms: new Set(config.algorithms),
-    critical: new Set(config.critical),
-    toleranceSeconds: config.clockToleranceSeconds,
-    verifyOptions,
-  };
+    this.requiredClaims = ['exp', ...config.requiredClaims.filter((c) => c !== 'exp')];
+    this.crit = Object.fromEntries(config.critical.map((name) => [name, true]));
+  }
+
+  /**
+   * jwtVerify options for the clock reading `nowMs`. jose compares claims in whole seconds
+   * (floor of currentDate), so one options object serves every verification within a second;
+   * building it per call cost more than the rest of our per-token work.
+   */
+  optionsAt(nowMs: number): JWTVerifyOptions {
+    const second = Math.floor(nowMs / 1000);
+    if (second !== this.optionsSecond) {
+      const c = this.config;
+      this.options = {
+        algorithms: this.algorithms,
+        issuer: this.iss,
+        audience: this.audience,
+        clockTolerance: this.toleranceSeconds,
+        requiredClaims: this.requiredClaims,
+        crit: this.crit,
+        currentDate: new Date(second * 1000),
+        ...(c.maxTokenAgeSeconds === undefined ? {} : { maxTokenAge: c.maxTokenAgeSeconds }),
+        ...(c.typ === undefined ? {} : { typ: c.typ }),
+      };
+      this.optionsSecond = second;
+    }
+    return this.options;
+  }
 }

@@ -110,8 +110,9 @@ export function capturePattern(p: CompiledPattern, segments: readonly string[]):
 
 /** Splits a normalised path into its non-empty segments ("/a/b/" -> ["a", "b"]). */
 export function pathSegments(path: string): string[] {
-  const parts = path.split('/');
-  const last = parts.length - 1;
   // A normalised path has no empty segment except the leading one and an optional trailing one.
-  return parts.slice(1, parts[last] === '' ? last : parts.length);
+  const parts = path.split('/');
+  parts.shift();
+  if (parts[parts.length - 1] === '') parts.pop();
+  return parts;
 }

@@ -1,4 +1,4 @@
-import { type Claims, claimAt, claimStrings } from './claims.js';
+import { type ClaimPath, type Claims, claimAt, claimStrings, compileClaimPath } from './claims.js';
 
 export const DEFAULT_ROLE_CLAIMS = [
   'groups',
@@ -27,20 +27,21 @@ export interface RoleMappingSpec {
 export class RoleMapper {
   private readonly spec: RoleMappingSpec;
   private readonly map: ReadonlyMap<string, readonly string[]>;
-  private readonly spaced: ReadonlySet<string>;
+  private readonly paths: ReadonlyArray<readonly [ClaimPath, boolean]>;
 
   constructor(spec: RoleMappingSpec) {
     this.spec = spec;
     this.map = new Map(
       Object.entries(spec.map).map(([k, v]) => [k, typeof v === 'string' ? [v] : [...v]] as const),
     );
-    this.spaced = new Set(spec.spaceDelimited);
+    const spaced = new Set(spec.spaceDelimited);
+    this.paths = spec.claims.map((path) => [compileClaimPath(path), spaced.has(path)] as const);
   }
 
   roles(claims: Claims): string[] {
     const out = new Set<string>(this.spec.default);
-    for (const path of this.spec.claims) {
-      for (const value of claimStrings(claimAt(claims, path), this.spaced.has(path))) {
+    for (const [path, spaced] of this.paths) {
+      for (const value of claimStrings(claimAt(claims, path), spaced)) {
         const mapped = this.map.get(value);
         if (mapped !== undefined) for (const role of mapped) out.add(role);
         if (this.spec.passthrough) out.add(value);

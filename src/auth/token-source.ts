@@ -26,14 +26,31 @@ export class TokenRejection {
 const EMPTY = new TokenRejection('empty token');
 const OVERSIZED = new TokenRejection('token larger than the configured limit');
 
-/** `Bearer` (any case) + at least one space or tab; returns the rest, or null for other schemes. */
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}
+
+const BEARER = 'bearer';
+
+/**
+ * RFC 6750 2.1 `Bearer` (any case) + spaces/tabs + token, surrounding whitespace ignored;
+ * returns the token ('' for a bare "Bearer"), or null for other schemes. No allocation but the
+ * token itself: this runs on every request.
+ */
 function bearerToken(value: string): string | null {
-  if (value.length < 7) return value.length === 6 && value.toLowerCase() === 'bearer' ? '' : null;
-  const b = value.charCodeAt(0) | 0x20;
-  if (b !== 0x62 || value.slice(0, 6).toLowerCase() !== 'bearer') return null;
-  const sep = value.charCodeAt(6);
-  if (sep !== 0x20 && sep !== 0x09) return null;
-  return value.slice(7).trim();
+  let start = 0;
+  let end = value.length;
+  while (start < end && isSpace(value.charCodeAt(start))) start++;
+  while (end > start && isSpace(value.charCodeAt(end - 1))) end--;
+  if (end - start < 6) return null;
+  for (let i = 0; i < 6; i++) {
+    if ((value.charCodeAt(start + i) | 0x20) !== BEARER.charCodeAt(i)) return null;
+  }
+  if (end - start === 6) return '';
+  if (!isSpace(value.charCodeAt(start + 6))) return null;
+  let t = start + 7;
+  while (t < end && isSpace(value.charCodeAt(t))) t++;
+  return value.slice(t, end);
 }
 
 function unquote(value: string): string {
@@ -50,10 +67,9 @@ function unquote(value: string): string {
  */
 export function extractToken(req: TokenInput, sources: TokenSources): string | TokenRejection | null {
   let token: string | null = null;
-  if (sources.bearer && req.authorization) token = bearerToken(req.authorization.trim());
+  if (sources.bearer && req.authorization) token = bearerToken(req.authorization);
   if (token === null && sources.header !== null && req.tokenHeader) {
-    const value = req.tokenHeader.trim();
-    token = bearerToken(value) ?? value;
+    token = bearerToken(req.tokenHeader) ?? req.tokenHeader.trim();
   }
   if (token === null && sources.cookie !== null && req.cookie) token = unquote(req.cookie.trim());
   if (token === null) return null;
@@ -105,7 +121,7 @@ export function decodeSegment(segment: string): Record<string, unknown> | undefi
 
 /** Which source extractToken() takes the token from (for explain). */
 export function tokenSourceOf(req: TokenInput, sources: TokenSources): 'bearer' | 'header' | 'cookie' | null {
-  if (sources.bearer && req.authorization && bearerToken(req.authorization.trim()) !== null) return 'bearer';
+  if (sources.bearer && req.authorization && bearerToken(req.authorization) !== null) return 'bearer';
   if (sources.header !== null && req.tokenHeader) return 'header';
   if (sources.cookie !== null && req.cookie) return 'cookie';
   return null;

@@ -13,6 +13,11 @@ export type VerifyOutcome =
 /** `sub` goes to HAProxy as a variable: a short printable string or nothing. */
 const MAX_SUB_LENGTH = 512;
 
+/** Compact JWS (RFC 7515 7.1): three base64url parts, header and payload non-empty. */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+/** A top-level-looking `"iss":"..."` without escapes; only a routing hint, jose checks iss. */
+const ISS_MEMBER = /"iss"\s*:\s*"([^"\\]*)"/;
+
 function fail(reason: Reason, iss: string | null, detail: string): VerifyOutcome {
   return { ok: false, reason, iss, detail };
 }
@@ -23,9 +28,13 @@ function errorDetail(err: unknown): string {
 }
 
 /**
- * Token -> Identity. The issuer is picked by the token's unverified `iss` (authz-reference 2.7);
- * an unknown issuer, a disallowed algorithm or an unknown `crit` is refused before any key
- * lookup, so such tokens never cause a network call. Then jose verifies signature and claims.
+ * Token -> Identity. The issuer is picked by the token's unverified `iss` (authz-reference 2.7),
+ * so an unknown issuer is refused before any key lookup and never causes a network call. jose
+ * then checks, before resolving a key, the algorithm allow-list and `crit`, and after it the
+ * signature and claims (iss included, so a wrong routing hint can only ever fail).
+ *
+ * The hot path decodes the payload once for `iss` and leaves the header to jose; the header is
+ * decoded here only to explain a failure or for a trace.
  */
 export class TokenVerifier {
   private readonly byIss: ReadonlyMap<string, CompiledIssuer>;
@@ -36,82 +45,78 @@ export class TokenVerifier {
     this.forward = forward;
   }
 
-  issuerFor(iss: string): CompiledIssuer | undefined {
-    return this.byIss.get(iss);
-  }
-
   async verify(token: string, nowMs: number, trace: string[] | null): Promise<VerifyOutcome> {
-    const shape = compactShapeProblem(token);
-    if (shape !== null) return fail('malformed_token', null, `not a compact JWS: ${shape}`);
+    if (!COMPACT_JWS.test(token)) {
+      return fail('malformed_token', null, `not a compact JWS: ${compactShapeProblem(token) ?? 'invalid'}`);
+    }
     const dot1 = token.indexOf('.');
     const dot2 = token.indexOf('.', dot1 + 1);
-    const header = decodeSegment(token.slice(0, dot1));
-    if (header === undefined) return fail('malformed_token', null, 'header is not a JSON object');
-    const alg = header.alg;
-    if (typeof alg !== 'string' || alg === '') return fail('malformed_token', null, 'header has no alg');
-    const kid = typeof header.kid === 'string' ? header.kid : null;
-    trace?.push(`token header: alg=${alg} kid=${kid ?? '(none)'} typ=${String(header.typ ?? '(none)')}`);
-    if (alg.toLowerCase() === 'none') return fail('bad_algorithm', null, 'alg "none" is never accepted');
-    const unverified = decodeSegment(token.slice(dot1 + 1, dot2));
-    if (unverified === undefined) return fail('malformed_token', null, 'payload is not a JSON object');
-    const iss = unverified.iss;
-    if (typeof iss !== 'string') return fail('unknown_issuer', null, 'token has no iss claim');
-    const issuer = this.byIss.get(iss);
-    if (issuer === undefined)
-      return fail('unknown_issuer', null, `no issuer configured for iss ${JSON.stringify(iss)}`);
-    trace?.push(`issuer: ${iss} -> ${issuer.id} (keys: ${issuer.keys.kind})`);
-    if (!issuer.algorithms.has(alg)) {
-      return fail('bad_algorithm', iss, `alg ${alg} not in [${[...issuer.algorithms].join(', ')}]`);
-    }
-    const crit = header.crit;
-    if (crit !== undefined) {
-      const unknown = Array.isArray(crit) ? crit.filter((c) => !issuer.critical.has(c as string)) : [crit];
-      if (unknown.length > 0 || (Array.isArray(crit) && crit.length === 0)) {
-        return fail(
-          'malformed_token',
-          iss,
-          `crit names unsupported header parameters ${JSON.stringify(unknown)}`,
-        );
-      }
-    }
-
-    const options = { ...issuer.verifyOptions, currentDate: new Date(nowMs) };
+    if (trace) this.traceHeader(token.slice(0, dot1), trace);
+    const selected = this.selectIssuer(token.slice(dot1 + 1, dot2));
+    if (!(selected instanceof CompiledIssuerRef)) return selected;
+    const issuer = selected.issuer;
+    trace?.push(`issuer: ${issuer.iss} -> ${issuer.id} (keys: ${issuer.keys.kind})`);
+    const options = issuer.optionsAt(nowMs);
     let result: JWTVerifyResult;
     try {
       result = await jwtVerify(token, issuer.keys.getKey, options);
     } catch (err) {
-      let reason = reasonForJoseError(err);
-      if ((err as { code?: unknown }).code === 'ERR_JWKS_MULTIPLE_MATCHING_KEYS') {
-        const tried = await this.tryEachKey(token, err as AsyncIterable<unknown>, options);
-        if (tried.ok) {
-          result = tried.result;
-          return this.identity(issuer, result, trace);
-        }
-        reason = tried.reason;
-      }
-      // An unknown kid while the provider is unreachable may be a rotation we cannot see yet.
-      if (reason === 'unknown_key' && issuer.keys.providerDown()) reason = 'keys_unavailable';
-      return fail(reason, iss, errorDetail(err));
+      return this.failure(err, token.slice(0, dot1), token, issuer, options);
     }
     return this.identity(issuer, result, trace);
   }
 
-  /** No kid and several candidate keys (e.g. during rotation): jose lets us try each. */
-  private async tryEachKey(
-    token: string,
-    keys: AsyncIterable<unknown>,
-    options: Parameters<typeof jwtVerify>[2],
-  ): Promise<{ ok: true; result: JWTVerifyResult } | { ok: false; reason: Reason }> {
-    let reason: Reason = 'bad_signature';
-    for await (const key of keys) {
-      try {
-        return { ok: true, result: await jwtVerify(token, key as Uint8Array, options) };
-      } catch (err) {
-        reason = reasonForJoseError(err);
-        if (reason !== 'bad_signature') return { ok: false, reason };
-      }
+  private selectIssuer(payloadSegment: string): CompiledIssuerRef | VerifyOutcome {
+    // Fast path: one `"iss"` in the decoded text naming a configured issuer.
+    const text = Buffer.from(payloadSegment, 'base64url').toString('latin1');
+    const m = ISS_MEMBER.exec(text);
+    if (m !== null && text.indexOf('"iss"', m.index + 5) === -1) {
+      const issuer = this.byIss.get(m[1] as string);
+      if (issuer !== undefined) return new CompiledIssuerRef(issuer);
     }
-    return { ok: false, reason };
+    // Otherwise parse properly, to route exactly or to say precisely why not.
+    const payload = decodeSegment(payloadSegment);
+    if (payload === undefined) return fail('malformed_token', null, 'payload is not a JSON object');
+    const iss = payload.iss;
+    if (typeof iss !== 'string') return fail('unknown_issuer', null, 'token has no iss claim');
+    const issuer = this.byIss.get(iss);
+    if (issuer === undefined)
+      return fail('unknown_issuer', null, `no issuer configured for iss ${JSON.stringify(iss)}`);
+    return new CompiledIssuerRef(issuer);
+  }
+
+  private async failure(
+    err: unknown,
+    headerSegment: string,
+    token: string,
+    issuer: CompiledIssuer,
+    options: Parameters<typeof jwtVerify>[2],
+  ): Promise<VerifyOutcome> {
+    const code = (err as { code?: unknown }).code;
+    let reason = reasonForJoseError(err);
+    // jose reports an unrecognised `crit` parameter as "not supported"; it is a malformed token.
+    if (code === 'ERR_JOSE_NOT_SUPPORTED' && decodeSegment(headerSegment)?.crit !== undefined) {
+      reason = 'malformed_token';
+    }
+    if (code === 'ERR_JWKS_MULTIPLE_MATCHING_KEYS') {
+      const tried = await tryEachKey(token, err as AsyncIterable<unknown>, options);
+      if (tried.ok) return this.identity(issuer, tried.result, null);
+      reason = tried.reason;
+    }
+    // An unknown kid while the provider is unreachable may be a rotation we cannot see yet.
+    if (reason === 'unknown_key' && issuer.keys.providerDown()) reason = 'keys_unavailable';
+    return fail(reason, issuer.iss, errorDetail(err));
+  }
+
+  private traceHeader(segment: string, trace: string[]): void {
+    const header = decodeSegment(segment);
+    if (header === undefined) {
+      trace.push('token header: not a JSON object');
+      return;
+    }
+    trace.push(
+      `token header: alg=${String(header.alg ?? '(none)')} kid=${String(header.kid ?? '(none)')} typ=${String(header.typ ?? '(none)')}`,
+    );
   }
 
   private identity(issuer: CompiledIssuer, result: JWTVerifyResult, trace: string[] | null): VerifyOutcome {
@@ -160,4 +165,30 @@ export class TokenVerifier {
     }
     return { ok: true, identity };
   }
+}
+
+/** Wrapper so an issuer and a failure outcome cannot be confused. */
+class CompiledIssuerRef {
+  readonly issuer: CompiledIssuer;
+  constructor(issuer: CompiledIssuer) {
+    this.issuer = issuer;
+  }
+}
+
+/** No kid and several candidate keys (e.g. during rotation): jose lets us try each. */
+async function tryEachKey(
+  token: string,
+  keys: AsyncIterable<unknown>,
+  options: Parameters<typeof jwtVerify>[2],
+): Promise<{ ok: true; result: JWTVerifyResult } | { ok: false; reason: Reason }> {
+  let reason: Reason = 'bad_signature';
+  for await (const key of keys) {
+    try {
+      return { ok: true, result: await jwtVerify(token, key as Uint8Array, options) };
+    } catch (err) {
+      reason = reasonForJoseError(err);
+      if (reason !== 'bad_signature') return { ok: false, reason };
+    }
+  }
+  return { ok: false, reason };
 }
