@@ -114,8 +114,20 @@ export class Connection {
     this.tail = null;
     this.handlerTimer = null;
     this.lingerTimer = null;
-    this.flushBound = () => this.flush();
-    this.handlerTimerBound = () => this.onHandlerTimer();
+    this.flushBound = () => {
+      try {
+        this.flush();
+      } catch (err) {
+        this.internalError(err);
+      }
+    };
+    this.handlerTimerBound = () => {
+      try {
+        this.onHandlerTimer();
+      } catch (err) {
+        this.internalError(err);
+      }
+    };
 
     socket.setNoDelay(true);
     if (host.idleTimeoutMs > 0) socket.setTimeout(host.idleTimeoutMs);
@@ -295,20 +307,35 @@ export class Connection {
     this.tail = rec;
     if (this.handlerTimer === null)
       this.handlerTimer = setTimeout(this.handlerTimerBound, this.host.handlerTimeoutMs);
-    promise.then(
-      (value) => this.settle(rec, value, null),
-      (err: unknown) => this.settle(rec, undefined, err ?? new Error('handler rejected without a reason')),
-    );
+    try {
+      promise.then(
+        (value) => this.settle(rec, value, null),
+        (err: unknown) => this.settle(rec, undefined, err ?? new Error('handler rejected without a reason')),
+      );
+    } catch (err) {
+      // A thenable whose `then` throws: same as a rejection.
+      this.settle(rec, undefined, err ?? new Error('thenable threw'));
+    }
+  }
+
+  /** Last resort for callbacks outside the socket handlers (promise, timer, immediate). */
+  private internalError(err: unknown): void {
+    this.logger.error({ err }, 'internal error; destroying the connection');
+    this.socket.destroy();
   }
 
   private settle(rec: PendingAck, value: unknown, err: unknown): void {
     if (rec.done) return; // timed out, or the connection went away
     rec.done = true;
-    if (err !== null) this.complete(rec.streamId, rec.frameId, null, err, 'reject', rec.started);
-    else if (Array.isArray(value)) this.complete(rec.streamId, rec.frameId, value, null, null, rec.started);
-    else {
-      const e = new TypeError('handler promise resolved to a non-array');
-      this.complete(rec.streamId, rec.frameId, null, e, 'invalid-result', rec.started);
+    try {
+      if (err !== null) this.complete(rec.streamId, rec.frameId, null, err, 'reject', rec.started);
+      else if (Array.isArray(value)) this.complete(rec.streamId, rec.frameId, value, null, null, rec.started);
+      else {
+        const e = new TypeError('handler promise resolved to a non-array');
+        this.complete(rec.streamId, rec.frameId, null, e, 'invalid-result', rec.started);
+      }
+    } catch (e) {
+      this.internalError(e);
     }
     let head = this.head;
     while (head?.done) head = head.next;
@@ -342,7 +369,7 @@ export class Connection {
     failure: HandlerFailure | null,
     started: number,
   ): void {
-    this.inflight--;
+    if (this.inflight > 0) this.inflight--;
     if (this.state >= State.ENDED) return;
     if (actions !== null) {
       const encodeErr = this.tryAck(sid, fid, actions);

@@ -125,6 +125,5 @@ describe('Framer', () => {
     const framer = new Framer(16380);
     framer.push(clientHello);
     expectSpopError(() => framer.next(), Status.TOO_BIG, 'ERR_SPOP_TOO_BIG');
-    expect(0x16030102).toBeGreaterThan(16380);
   });
 });

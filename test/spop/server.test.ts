@@ -361,6 +361,24 @@ describe('handler failures: exactly one fallback ACK', () => {
     ],
     ['rejects', () => Promise.reject(new Error('nope')), 'nope', 'reject'],
     [
+      'rejects without a reason',
+      () => Promise.reject(undefined),
+      'handler rejected without a reason',
+      'reject',
+    ],
+    [
+      'returns a thenable whose then throws',
+      () =>
+        ({
+          // biome-ignore lint/suspicious/noThenProperty: a hostile thenable is the point
+          then() {
+            throw new Error('bad then');
+          },
+        }) as never,
+      'bad then',
+      'reject',
+    ],
+    [
       'returns a non-array',
       () => 42 as never,
       'handler returned neither an array nor a promise',
