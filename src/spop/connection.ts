@@ -173,7 +173,11 @@ export class Connection {
     try {
       while (this.reading && f.next()) this.onFrame(f.frame, f.start, f.end);
     } catch (err) {
-      this.fail(err);
+      try {
+        this.fail(err);
+      } catch (e) {
+        this.internalError(e);
+      }
     }
   }
 
