@@ -116,6 +116,9 @@ export async function startRuntime(
       if (isDeepStrictEqual(nextRest, curRest)) {
         // Same issuers, keys, caches: keep the warm engine, swap the policy atomically.
         reloadEnginePolicy(engine, next);
+        // SIGHUP is also how operators say "keys rotated": refetch now instead of at the next
+        // scheduled refresh. Never rejects; on failure the cached keys stay (stale-if-error).
+        await engine.refreshKeys();
       } else {
         const fresh = createEngine(next, { logger: engineLogger });
         await fresh.start();
