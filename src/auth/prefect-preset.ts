@@ -35,6 +35,23 @@ const READ_ONLY_POSTS: Array<[slug: string, path: string]> = [
   ['work_queues.id.concurrency_status', '/work_queues/:id/concurrency_status'],
 ];
 
+/**
+ * Tags haproxy.cfg acts on: `worker-poll` has its own, higher rate limit; `safe-retry` lets
+ * HAProxy replay the request on a failed backend (GET/HEAD and read-only POSTs only);
+ * `websocket` marks upgrades. One tag per rule.
+ */
+export const TAG = {
+  workerPoll: 'worker-poll',
+  safeRetry: 'safe-retry',
+  websocket: 'websocket',
+} as const;
+
+/** Worker calls made on a timer, many per minute per worker. */
+const WORKER_POLLS = ['/work_pools/:pool/get_scheduled_flow_runs', '/work_pools/:pool/workers/heartbeat'];
+
+/** Websocket upgrades (GET) that only read: viewers and workers. */
+const READ_SOCKETS = ['/events/out', '/logs/out'];
+
 /** Websocket upgrades (GET) that write: only workers and admins. */
 const WRITE_SOCKETS = [
   '/events/in',
@@ -45,8 +62,10 @@ const WRITE_SOCKETS = [
 /** Machine role: workers, flow-run processes, task workers (authz-reference 3.3, 3.9). */
 const WORKER: Array<[methods: string[], path: string]> = [
   [['GET'], '/work_pools/:pool'],
-  [['POST'], '/work_pools/:pool/(get_scheduled_flow_runs|concurrency_status)'],
-  [['POST'], '/work_pools/:pool/workers/(heartbeat|filter)'],
+  [['POST'], WORKER_POLLS[0] as string],
+  [['POST'], WORKER_POLLS[1] as string],
+  [['POST'], '/work_pools/:pool/concurrency_status'],
+  [['POST'], '/work_pools/:pool/workers/filter'],
   [['POST'], '/work_pools/:pool/queues/filter'],
   [['POST'], '/work_pools'],
   [['PATCH'], '/work_pools/:pool'],
@@ -90,7 +109,19 @@ const WORKER: Array<[methods: string[], path: string]> = [
   [['GET'], WRITE_SOCKETS[0] as string],
   [['GET'], WRITE_SOCKETS[1] as string],
   [['GET'], WRITE_SOCKETS[2] as string],
+  [['GET'], '/events/out'],
 ];
+
+const SOCKETS = new Set([...READ_SOCKETS, ...WRITE_SOCKETS]);
+
+/** The tag of a worker rule: polls, sockets, plain reads (retry-safe), or none. */
+function workerTag(methods: readonly string[], path: string): string | undefined {
+  if (WORKER_POLLS.includes(path)) return TAG.workerPoll;
+  if (SOCKETS.has(path)) return TAG.websocket;
+  if (methods.length === 1 && methods[0] === 'GET') return TAG.safeRetry;
+  if (methods[0] === 'POST' && /\/(filter|count|paginate)$/.test(path)) return TAG.safeRetry;
+  return undefined;
+}
 
 /** Block reads a worker may make with include_secrets (job-variable templating, flow-run blocks). */
 const WORKER_SECRET_READS = [
@@ -164,6 +195,21 @@ export function prefectPresetRules(options: PrefectPresetConfig): RuleConfigInpu
     anonymous: true,
     tag: 'health',
   });
+  add({
+    name: 'prefect.admin.secrets',
+    methods: ['GET'],
+    path: api('/**'),
+    query: { include_secrets: { truthy: true } },
+    roles: ['admin'],
+    tag: 'secrets',
+  });
+  add({
+    name: 'prefect.admin.read',
+    methods: ['GET'],
+    path: api('/**'),
+    roles: ['admin'],
+    tag: TAG.safeRetry,
+  });
   add({ name: 'prefect.admin', path: api('/**'), roles: ['admin'] });
 
   // Secrets: block reads with include_secrets (query). The JSON-body variant on
@@ -199,20 +245,31 @@ export function prefectPresetRules(options: PrefectPresetConfig): RuleConfigInpu
   }
 
   // Any valid token: what every Prefect client calls first.
-  add({ name: 'prefect.base', methods: ['GET'], path: api('/(csrf-token|docs|redoc|openapi.json)') });
-  add({ name: 'prefect.base.version', methods: ['GET'], path: api('/admin/version') });
-  add({ name: 'prefect.base.docs', methods: ['GET'], path: api('/docs/**') });
+  const read = { methods: ['GET'], tag: TAG.safeRetry };
+  add({ name: 'prefect.base', ...read, path: api('/(csrf-token|docs|redoc|openapi.json)') });
+  add({ name: 'prefect.base.version', ...read, path: api('/admin/version') });
+  add({ name: 'prefect.base.docs', ...read, path: api('/docs/**') });
 
-  for (const [methods, path] of WORKER) {
+  for (const [allMethods, path] of WORKER) {
     const claims = poolClaim(path);
-    add({
-      name: ruleName('worker', methods, path),
-      methods,
-      path: api(path),
-      roles: ['worker'],
-      ...(claims ? { claims } : {}),
-    });
+    // A GET shares a route with writes (GET+PATCH /flow_runs/:id): split it so the read is retry-safe.
+    const groups =
+      allMethods.length > 1 && allMethods.includes('GET')
+        ? [['GET'], allMethods.filter((m) => m !== 'GET')]
+        : [allMethods];
+    for (const methods of groups) {
+      const tag = workerTag(methods, path);
+      add({
+        name: ruleName('worker', methods, path),
+        methods,
+        path: api(path),
+        roles: ['worker'],
+        ...(claims ? { claims } : {}),
+        ...(tag ? { tag } : {}),
+      });
+    }
   }
+
   for (const path of WRITE_SOCKETS) {
     add({ name: ruleName('deny', ['GET'], path), effect: 'deny', methods: ['GET'], path: api(path) });
   }
@@ -223,9 +280,24 @@ export function prefectPresetRules(options: PrefectPresetConfig): RuleConfigInpu
     add({ name: ruleName('developer', methods, path), methods, path: api(path), roles: ['developer'] });
   }
 
-  add({ name: 'prefect.viewer.read', methods: ['GET'], path: api('/**'), roles: ['viewer'] });
+  for (const path of READ_SOCKETS) {
+    add({
+      name: ruleName('viewer', ['GET'], path),
+      methods: ['GET'],
+      path: api(path),
+      roles: ['viewer'],
+      tag: TAG.websocket,
+    });
+  }
+  add({ name: 'prefect.viewer.read', ...read, path: api('/**'), roles: ['viewer'] });
   for (const [slug, path] of READ_ONLY_POSTS) {
-    add({ name: `prefect.viewer.post.${slug}`, methods: ['POST'], path: api(path), roles: ['viewer'] });
+    add({
+      name: `prefect.viewer.post.${slug}`,
+      methods: ['POST'],
+      path: api(path),
+      roles: ['viewer'],
+      tag: TAG.safeRetry,
+    });
   }
   add({
     name: 'prefect.viewer.ui-get-runs',
