@@ -32,6 +32,8 @@ export interface SpawnAgentOptions {
   readonly readyTimeoutMs?: number;
   /** Run with `--workers N` (node:cluster); default 1. */
   readonly workers?: number;
+  /** `/metrics` address, e.g. `127.0.0.1:9464`; default off. */
+  readonly metricsListen?: string;
 }
 
 const OUTPUT_KEEP = 64 * 1024;
@@ -95,7 +97,7 @@ export async function spawnAgent(o: SpawnAgentOptions): Promise<SpawnedAgent> {
     '--listen',
     `127.0.0.1:${port}`,
     '--metrics-listen',
-    'off',
+    o.metricsListen ?? 'off',
     '--log-level',
     o.logLevel ?? 'warn',
     ...(o.workers !== undefined && o.workers > 1 ? ['--workers', String(o.workers)] : []),

@@ -1,0 +1,469 @@
+/**
+ * End-to-end comparison: the same wrk load through HAProxy for five ways to authorize.
+ *   1. no authorization (the ceiling)
+ *   2. HAProxy's native jwt_verify (RS256, PEM key) with hand-written exp/iss/aud ACLs
+ *   3. our agent, token reused (cache hit)
+ *   4. our agent, a fresh RS256 token per request (a signature verification per request)
+ *   5. a null agent that allows without verifying (the floor of SPOP itself)
+ * Then the agent alone with the load script (reused token): closed-loop throughput, and
+ * open-loop latency at half the goal rate.
+ *
+ *   npm run bench:e2e -- [--runs 3] [--duration 10] [--connections 50] [--threads 1]
+ *                        [--haproxy-threads 1] [--unique-tokens 15000] [--rows 1,2,3,4,5]
+ *                        [--no-load-script] [--json]
+ *
+ * Needs haproxy (>= 2.6) and wrk; everything runs on 127.0.0.1 and is bounded in time.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { agentCommand } from '../src/load/agent-process.js';
+import {
+  formatReport,
+  type LoadReport,
+  parseLoadOptions,
+  runLoadTest,
+  type SpawnedAgent,
+  spawnAgent,
+} from '../src/load/index.js';
+import { type CommonSettings, jwtConfig, noAuthConfig, spoeConfig } from './lib/configs.js';
+import { type CpuReport, CpuSampler } from './lib/cpu.js';
+import { startHaproxy } from './lib/haproxy.js';
+import { AUDIENCE, ISSUER, type Material, rs256Material } from './lib/material.js';
+import { freePort, httpGet, waitForPort } from './lib/net.js';
+import { describeMachine, findTools, loadAverage, type Machine } from './lib/tools.js';
+import { runWrk, type WrkResult, writeWrkScript } from './lib/wrk.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const PATH = '/api/flow_runs/5f8a8c61-1b9e-4a2b-9c3e-0d2f4a6b8c10';
+const GOAL_DECISIONS = 150_000;
+
+const { values: args } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '2' },
+    connections: { type: 'string', default: '50' },
+    threads: { type: 'string', default: '1' },
+    'haproxy-threads': { type: 'string', default: '1' },
+    'unique-tokens': { type: 'string', default: '15000' },
+    rows: { type: 'string', default: '1,2,3,4,5' },
+    'no-load-script': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+function int(name: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    process.stderr.write(`--${name} takes a whole number from ${min} to ${max}, got "${v}"\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const runs = int('runs', args.runs, 1, 20);
+const durationS = int('duration', args.duration, 1, 120);
+const warmupS = int('warmup', args.warmup, 0, 30);
+const connections = int('connections', args.connections, 1, 5_000);
+const threads = int('threads', args.threads, 1, 64);
+const haproxyThreads = int('haproxy-threads', args['haproxy-threads'], 1, 64);
+const uniqueTokens = int('unique-tokens', args['unique-tokens'], 100, 200_000);
+const onlyRows = new Set(args.rows.split(',').map(Number));
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+interface Row {
+  readonly id: number;
+  readonly name: string;
+  readonly auth: 'none' | 'jwt' | 'spoe';
+  readonly agent: 'real' | 'null' | null;
+  readonly tokens: 'reuse' | 'unique';
+}
+
+const ROWS: readonly Row[] = [
+  { id: 1, name: 'no authorization', auth: 'none', agent: null, tokens: 'reuse' },
+  { id: 2, name: 'HAProxy jwt_verify RS256 + ACLs', auth: 'jwt', agent: null, tokens: 'unique' },
+  { id: 3, name: 'agent, token reused', auth: 'spoe', agent: 'real', tokens: 'reuse' },
+  { id: 4, name: 'agent, fresh RS256 token per request', auth: 'spoe', agent: 'real', tokens: 'unique' },
+  { id: 5, name: 'null agent (SPOP floor)', auth: 'spoe', agent: 'null', tokens: 'reuse' },
+];
+
+interface Measurement {
+  readonly row: number;
+  readonly run: number;
+  readonly wrk: WrkResult;
+  readonly cpu: CpuReport;
+  /** Agent signature verifications during the run (real agent only). */
+  readonly verifications: number | null;
+}
+
+interface NullAgent {
+  readonly pid: number;
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+async function startNullAgent(): Promise<NullAgent> {
+  const port = await freePort();
+  const cmd = agentCommand();
+  // agentCommand() gives [--import tsx] <cli>; the null agent is a bench script next to this one.
+  const loader = cmd.args[0] === '--import' ? ['--import', cmd.args[1]!] : [];
+  const child = spawn(
+    process.execPath,
+    [...loader, join(ROOT, 'bench/null-agent.ts'), '--listen', `127.0.0.1:${port}`],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  let exited = false;
+  const exit = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.once('exit', () => {
+    exited = true;
+  });
+  process.once('exit', () => child.kill('SIGKILL'));
+  await waitForPort(port, () => (exited ? new Error(`null agent exited:\n${out}`) : undefined));
+  return {
+    pid: child.pid!,
+    port,
+    async stop() {
+      if (exited) return;
+      child.kill('SIGTERM');
+      await exit;
+    },
+  };
+}
+
+/** `spoe_authz_verifications_total` from the agent's /metrics. */
+async function verifications(metricsPort: number): Promise<number> {
+  const r = await httpGet(metricsPort, '/metrics');
+  const m = /^spoe_authz_verifications_total (\d+)/m.exec(r.body);
+  if (m === null) throw new Error('no spoe_authz_verifications_total in /metrics');
+  return Number(m[1]);
+}
+
+/** Requests that must be refused (rows 2-4) or allowed; throws when a row is misconfigured. */
+async function sanity(row: Row, port: number, m: Material): Promise<string> {
+  const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+  const ok = await httpGet(port, PATH, bearer(m.validToken));
+  if (ok.status !== 200) throw new Error(`row ${row.id}: a valid token got ${ok.status} ${ok.body}`);
+  const none = await httpGet(port, PATH);
+  const sig = m.validToken.lastIndexOf('.') + 1;
+  const forged = `${m.validToken.slice(0, sig)}${m.validToken[sig] === 'A' ? 'B' : 'A'}${m.validToken.slice(sig + 1)}`;
+  const bad = await httpGet(port, PATH, bearer(forged));
+  if (row.auth === 'none' || row.agent === 'null') {
+    return `valid 200, no token ${none.status}, forged ${bad.status} (${row.auth === 'none' ? 'no authorization' : 'null agent allows all'})`;
+  }
+  if (none.status !== 401) throw new Error(`row ${row.id}: no token got ${none.status}, expected 401`);
+  if (bad.status !== 401)
+    throw new Error(`row ${row.id}: a forged signature got ${bad.status}, expected 401`);
+  return 'valid 200, no token 401, forged signature 401';
+}
+
+function otherCpu(c: CpuReport): number | null {
+  if (c.machine === null) return null;
+  const ours = Object.values(c.processes).reduce<number>((a, b) => a + (b ?? 0), 0);
+  return Math.max(0, c.machine - ours);
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
+const fmtMs = (us: number) => (us >= 10_000 ? `${(us / 1000).toFixed(1)}` : `${(us / 1000).toFixed(2)}`);
+
+async function main(): Promise<number> {
+  const tools = findTools();
+  if (tools.haproxy === null || tools.wrk === null || tools.missing.length > 0) {
+    log(`bench:e2e cannot run, missing:\n${tools.missing.map((m) => `  - ${m}`).join('\n')}`);
+    return 2;
+  }
+  const machine: Machine = describeMachine({ haproxy: tools.haproxy, wrk: tools.wrk });
+  log(
+    `machine: ${machine.cores} cores, ${machine.cpuModel}, Linux ${machine.kernel}, Node ${machine.node}, ` +
+      `HAProxy ${machine.haproxy}, wrk ${machine.wrk}; load average ${loadAverage()}`,
+  );
+  const cacheDir = join(ROOT, '.tmp/bench-e2e');
+  const material = await rs256Material(cacheDir, uniqueTokens, log);
+  const dir = await mkdtemp(join(tmpdir(), 'spoe-authz-e2e-'));
+  const spoeConf = join(dir, 'spoe-agent.conf');
+  await writeFile(spoeConf, await readFile(join(ROOT, 'haproxy/spoe-agent.conf'), 'utf8'));
+  const script = await writeWrkScript(dir);
+
+  const rows = ROWS.filter((r) => onlyRows.has(r.id));
+  let agent: SpawnedAgent | null = null;
+  let nullAgent: NullAgent | null = null;
+  let metricsPort = 0;
+  const results: Measurement[] = [];
+  const sanityNotes = new Map<number, string>();
+  const loadReports: { closed: LoadReport[]; open: LoadReport[] } = { closed: [], open: [] };
+  try {
+    if (rows.some((r) => r.agent === 'real')) {
+      metricsPort = await freePort();
+      const agentConfig = join(dir, 'agent.json');
+      // Product defaults (audit: deny, metrics on) with our RS256 issuer. The token cache keeps
+      // its default size unless the unique-token pool is small: it must stay well below the
+      // pool, so that cycling through the pool misses every time (row 4 = one verification
+      // per request, checked with the agent's verification counter).
+      const cacheEntries = Math.min(10_000, Math.floor(uniqueTokens / 2));
+      await writeFile(
+        agentConfig,
+        JSON.stringify({ issuers: [material.issuerConfig], cache: { maxEntries: cacheEntries } }, null, 2),
+      );
+      agent = await spawnAgent({
+        configPath: agentConfig,
+        logLevel: 'info',
+        metricsListen: `127.0.0.1:${metricsPort}`,
+      });
+      log(`agent: pid ${agent.pid} on ${agent.target.port} (${agent.command})`);
+    }
+    if (rows.some((r) => r.agent === 'null')) {
+      nullAgent = await startNullAgent();
+      log(`null agent: pid ${nullAgent.pid} on ${nullAgent.port}`);
+    }
+
+    for (let run = 1; run <= runs; run++) {
+      for (const row of rows) {
+        const port = await freePort();
+        const common: CommonSettings = { port, haproxyThreads };
+        const cfg =
+          row.auth === 'none'
+            ? noAuthConfig(common)
+            : row.auth === 'jwt'
+              ? jwtConfig(common, { pem: material.pemPath, issuer: ISSUER, audience: AUDIENCE })
+              : spoeConfig(common, {
+                  spoeConf,
+                  agentPort: row.agent === 'real' ? agent!.target.port : nullAgent!.port,
+                });
+        const hap = await startHaproxy(tools.haproxy.bin, dir, `row${row.id}`, cfg, port);
+        try {
+          const note = await sanity(row, port, material);
+          sanityNotes.set(row.id, note);
+          const tokenFile = row.tokens === 'reuse' ? material.reuseFile : material.uniqueFile;
+          const wrkBase = { bin: tools.wrk.bin, script, port, path: PATH, tokenFile, threads, connections };
+          if (warmupS > 0) await runWrk({ ...wrkBase, durationS: warmupS });
+          const pids: Record<string, number> = { haproxy: hap.pid };
+          if (row.agent === 'real') pids.agent = agent!.pid;
+          if (row.agent === 'null') pids.agent = nullAgent!.pid;
+          const sampler = new CpuSampler(pids);
+          const before = row.agent === 'real' ? await verifications(metricsPort) : null;
+          sampler.start();
+          const wrk = await runWrk({ ...wrkBase, durationS, onStart: (pid) => sampler.add('wrk', pid) });
+          const cpu = sampler.stop();
+          const after = row.agent === 'real' ? await verifications(metricsPort) : null;
+          if (wrk.non2xx > 0 || wrk.socketErrors > 0) {
+            throw new Error(
+              `row ${row.id}: ${wrk.non2xx} non-2xx responses, ${wrk.socketErrors} socket errors`,
+            );
+          }
+          const v = before === null || after === null ? null : after - before;
+          results.push({ row: row.id, run, wrk, cpu, verifications: v });
+          const p = cpu.processes;
+          log(
+            `run ${run} row ${row.id} ${row.name.padEnd(38)} ${fmtInt(wrk.rps).padStart(8)} req/s  ` +
+              `p99 ${fmtMs(wrk.latency.p99)} ms  cpu haproxy ${p.haproxy ?? '-'}% agent ${p.agent ?? '-'}% ` +
+              `wrk ${p.wrk ?? '-'}% other ${otherCpu(cpu) ?? '-'}%${v === null ? '' : `  verifications ${fmtInt(v)}`}`,
+          );
+        } finally {
+          await hap.stop();
+        }
+      }
+    }
+  } finally {
+    await agent?.stop();
+    await nullAgent?.stop();
+  }
+
+  if (!args['no-load-script']) {
+    for (let run = 1; run <= runs; run++) {
+      const base = { 'spawn-agent': true, warmup: '2', duration: String(durationS), quiet: true };
+      const closed = await runLoadTest(parseLoadOptions(base));
+      loadReports.closed.push(closed);
+      log(
+        `run ${run} load script, closed loop: ${fmtInt(closed.throughput)} decisions/s, agent CPU ${closed.agent.cpuPercent}%`,
+      );
+      const open = await runLoadTest(parseLoadOptions({ ...base, rate: String(GOAL_DECISIONS / 2) }));
+      loadReports.open.push(open);
+      log(
+        `run ${run} load script, open loop ${fmtInt(GOAL_DECISIONS / 2)}/s: p99 ${fmtMs(open.latencyUs?.p99 ?? 0)} ms, ` +
+          `${fmtInt(open.throughput)} decisions/s, agent CPU ${open.agent.cpuPercent}%`,
+      );
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+
+  const summary = summarize(rows, results, loadReports, machine, sanityNotes);
+  await mkdir(cacheDir, { recursive: true });
+  const out = join(cacheDir, `result-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(
+    out,
+    JSON.stringify({ machine, settings: settings(), summary, results, loadReports }, null, 2),
+  );
+  if (args.json)
+    process.stdout.write(`${JSON.stringify({ machine, settings: settings(), summary }, null, 2)}\n`);
+  else process.stdout.write(render(summary, machine, loadReports));
+  log(`raw results: ${out}`);
+  return 0;
+}
+
+function settings() {
+  return {
+    runs,
+    durationS,
+    warmupS,
+    connections,
+    wrkThreads: threads,
+    haproxyThreads,
+    uniqueTokens,
+    path: PATH,
+  };
+}
+
+interface RowSummary {
+  readonly id: number;
+  readonly name: string;
+  readonly rps: number;
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly p999: number;
+  readonly vs1: number | null;
+  readonly vs2: number | null;
+  readonly cpu: {
+    haproxy: number | null;
+    agent: number | null;
+    wrk: number | null;
+    machine: number | null;
+    /** Machine minus our processes: colleagues' work that disturbed the measurement. */
+    other: number | null;
+  };
+  readonly verificationsPerRequest: number | null;
+  readonly runsRps: number[];
+  readonly sanity: string;
+}
+
+function summarize(
+  rows: readonly Row[],
+  results: readonly Measurement[],
+  load: { closed: LoadReport[]; open: LoadReport[] },
+  machine: Machine,
+  sanityNotes: Map<number, string>,
+) {
+  const med = (row: number, f: (m: Measurement) => number | null): number | null => {
+    const xs = results
+      .filter((r) => r.row === row)
+      .map(f)
+      .filter((x): x is number => x !== null);
+    return xs.length === 0 ? null : median(xs);
+  };
+  const rps = new Map(rows.map((r) => [r.id, med(r.id, (m) => m.wrk.rps) ?? 0]));
+  const table: RowSummary[] = rows.map((r) => ({
+    id: r.id,
+    name: r.name,
+    rps: rps.get(r.id)!,
+    p50: med(r.id, (m) => m.wrk.latency.p50)!,
+    p90: med(r.id, (m) => m.wrk.latency.p90)!,
+    p99: med(r.id, (m) => m.wrk.latency.p99)!,
+    p999: med(r.id, (m) => m.wrk.latency.p999)!,
+    vs1: rps.has(1) ? rps.get(r.id)! / rps.get(1)! : null,
+    vs2: rps.has(2) ? rps.get(r.id)! / rps.get(2)! : null,
+    cpu: {
+      haproxy: med(r.id, (m) => m.cpu.processes.haproxy ?? null),
+      agent: med(r.id, (m) => m.cpu.processes.agent ?? null),
+      wrk: med(r.id, (m) => m.cpu.processes.wrk ?? null),
+      machine: med(r.id, (m) => m.cpu.machine),
+      other: med(r.id, (m) => otherCpu(m.cpu)),
+    },
+    verificationsPerRequest: med(r.id, (m) =>
+      m.verifications === null ? null : m.verifications / m.wrk.requests,
+    ),
+    runsRps: results.filter((m) => m.row === r.id).map((m) => Math.round(m.wrk.rps)),
+    sanity: sanityNotes.get(r.id) ?? '',
+  }));
+  const ratio = (a: number, b: number) => (rps.has(a) && rps.has(b) ? rps.get(a)! / rps.get(b)! : null);
+  const closed = load.closed.length > 0 ? median(load.closed.map((r) => r.throughput)) : null;
+  const openP99 =
+    load.open.length > 0 ? median(load.open.map((r) => r.latencyUs?.p99 ?? Number.POSITIVE_INFINITY)) : null;
+  const goals = [
+    { goal: 'row 3 >= 1.4x row 2', value: ratio(3, 2), target: 1.4 },
+    { goal: 'row 3 >= 0.95x row 5', value: ratio(3, 5), target: 0.95 },
+    { goal: 'row 4 >= 0.8x row 2', value: ratio(4, 2), target: 0.8 },
+    { goal: 'load script: >= 150k decisions/s', value: closed, target: GOAL_DECISIONS },
+    { goal: 'load script: p99 < 2 ms at 75k/s', value: openP99, target: 2_000, below: true },
+  ].map((g) => ({
+    ...g,
+    met: g.value === null ? null : g.below === true ? g.value < g.target : g.value >= g.target,
+  }));
+  return { table, goals, machineCores: machine.cores };
+}
+
+function render(
+  s: ReturnType<typeof summarize>,
+  m: Machine,
+  load: { closed: LoadReport[]; open: LoadReport[] },
+): string {
+  const lines: string[] = [];
+  lines.push(
+    '',
+    `End-to-end, ${runs} run(s) x ${durationS} s per row, medians. wrk -t${threads} -c${connections}, ` +
+      `HAProxy ${m.haproxy} nbthread ${haproxyThreads}, ${m.cores} cores (${m.cpuModel}), Node ${m.node}`,
+    '',
+    '| row | setup | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | vs row 1 | vs row 2 | CPU % haproxy / agent / wrk / other |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+  );
+  for (const r of s.table) {
+    const c = r.cpu;
+    const pct = (x: number | null) => (x === null ? '-' : String(Math.round(x)));
+    lines.push(
+      `| ${r.id} | ${r.name} | ${fmtInt(r.rps)} | ${fmtMs(r.p50)} | ${fmtMs(r.p90)} | ${fmtMs(r.p99)} | ${fmtMs(r.p999)} | ` +
+        `${r.vs1 === null ? '-' : r.vs1.toFixed(2)} | ${r.vs2 === null ? '-' : r.vs2.toFixed(2)} | ` +
+        `${pct(c.haproxy)} / ${pct(c.agent)} / ${pct(c.wrk)} / ${pct(c.other)} |`,
+    );
+  }
+  lines.push('');
+  for (const r of s.table) {
+    const v =
+      r.verificationsPerRequest === null
+        ? ''
+        : `; agent verifications per request ${r.verificationsPerRequest.toFixed(3)}`;
+    lines.push(`row ${r.id}: runs ${r.runsRps.map(fmtInt).join(', ')} req/s; sanity: ${r.sanity}${v}`);
+  }
+  if (load.closed.length > 0) {
+    lines.push('', 'Agent alone, load script (reused ES256 dev token, 4 connections x 20 in flight):');
+    lines.push(formatReport(load.closed[load.closed.length >> 1]!).replace(/^/gm, '  '));
+    lines.push(formatReport(load.open[load.open.length >> 1]!).replace(/^/gm, '  '));
+  }
+  lines.push('Goals:');
+  for (const g of s.goals) {
+    const v =
+      g.value === null
+        ? 'not measured'
+        : g.target >= 1_000
+          ? g.below === true
+            ? `${fmtMs(g.value)} ms`
+            : fmtInt(g.value)
+          : `${g.value.toFixed(2)}x`;
+    lines.push(`  ${g.met === null ? '?' : g.met ? 'met   ' : 'MISSED'}  ${g.goal}: ${v}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    log(`bench:e2e failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,83 @@
+/**
+ * Who is using the CPU during a measurement: per-process samples from /proc/<pid>/stat and the
+ * whole machine from /proc/stat, as % of one core (so 200% = both cores of a 2-core box).
+ */
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { cpuPercent, type ProcSample, readProc } from '../../src/load/index.js';
+
+/** Busy and total jiffies of all CPUs (/proc/stat line "cpu"). */
+function machineTicks(): { busy: number; total: number } | null {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    const idle = (v[3] ?? 0) + (v[4] ?? 0);
+    const total = v.reduce((a, b) => a + b, 0);
+    return { busy: total - idle, total };
+  } catch {
+    return null;
+  }
+}
+
+export interface CpuReport {
+  /** % of one core per labelled process over the sampled window. */
+  readonly processes: Record<string, number | null>;
+  /** Whole machine, % of one core (cores x 100 = saturated). */
+  readonly machine: number | null;
+}
+
+/**
+ * Samples the given processes every `everyMs` until stopped; the result covers the window
+ * from the first to the last sample each process answered (a process that exits, like wrk,
+ * keeps its last sample).
+ */
+export class CpuSampler {
+  private readonly pids: Record<string, number>;
+  private readonly first = new Map<string, ProcSample>();
+  private readonly last = new Map<string, ProcSample>();
+  private machineFrom: { busy: number; total: number } | null = null;
+  private machineTo: { busy: number; total: number } | null = null;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(pids: Record<string, number>) {
+    this.pids = pids;
+  }
+
+  start(everyMs = 250): void {
+    this.machineFrom = machineTicks();
+    this.sample();
+    this.timer = setInterval(() => this.sample(), everyMs);
+  }
+
+  /** Adds a process that started after {@link start} (wrk). */
+  add(label: string, pid: number): void {
+    this.pids[label] = pid;
+    this.sample();
+  }
+
+  stop(): CpuReport {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.machineTo = machineTicks();
+    const processes: Record<string, number | null> = {};
+    for (const label of Object.keys(this.pids)) {
+      const p = cpuPercent(this.first.get(label) ?? null, this.last.get(label) ?? null);
+      processes[label] = p === null ? null : Math.round(p);
+    }
+    const a = this.machineFrom;
+    const b = this.machineTo;
+    const machine =
+      a !== null && b !== null && b.total > a.total
+        ? Math.round(((b.busy - a.busy) / (b.total - a.total)) * cpus().length * 100)
+        : null;
+    return { processes, machine };
+  }
+
+  private sample(): void {
+    for (const [label, pid] of Object.entries(this.pids)) {
+      const s = readProc(pid);
+      if (s === null) continue;
+      if (!this.first.has(label)) this.first.set(label, s);
+      this.last.set(label, s);
+    }
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * BENCHMARK ONLY: an SPOP agent that allows every request without looking at it. It answers
+ * with the same SET-VAR actions as a real allow decision, so HAProxy does the same work with
+ * the answer; the difference to the real agent is the authorization work alone (token
+ * extraction, cache lookup, policy). Row 5 of bench/e2e.ts: the floor of SPOP itself.
+ *
+ *   node --import tsx bench/null-agent.ts --listen 127.0.0.1:12346
+ *
+ * Not part of the product: it lives in bench/, is not compiled into dist/, and the agent has
+ * no flag that turns its checks off.
+ */
+import { parseArgs } from 'node:util';
+import { decisionActions } from '../src/agent/vars.js';
+import { makeDecision, NO_CLAIMS } from '../src/auth/decision.js';
+import { SpopServer } from '../src/spop/index.js';
+
+const { values } = parseArgs({ options: { listen: { type: 'string' } } });
+const listen = values.listen ?? '127.0.0.1:12346';
+const i = listen.lastIndexOf(':');
+const host = listen.slice(0, i);
+const port = Number(listen.slice(i + 1));
+
+const ALLOW = decisionActions(
+  makeDecision('ok', 'load-0', 'urn:spoe-authz:load', 'worker', null, 'null-agent', 'hit', NO_CLAIMS),
+);
+
+const server = new SpopServer({ handler: () => ALLOW, maxConnections: 4_096 });
+await server.listen(port, host);
+process.stdout.write(`null agent listening on ${host}:${port} (allows everything)\n`);
+const stop = () => {
+  server.close({ deadlineMs: 2_000 }).then(() => process.exit(0));
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);
