@@ -9,14 +9,14 @@
  * open-loop latency at half the goal rate.
  *
  *   npm run bench:e2e -- [--runs 3] [--duration 10] [--connections 50] [--threads 1]
- *                        [--haproxy-threads 1] [--unique-tokens 15000] [--rows 1,2,3,4,5]
+ *                        [--haproxy-threads <cores>] [--unique-tokens 15000] [--rows 1,2,3,4,5]
  *                        [--no-load-script] [--json]
  *
  * Needs haproxy (>= 2.6) and wrk; everything runs on 127.0.0.1 and is bounded in time.
  */
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -48,7 +48,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '2' },
     connections: { type: 'string', default: '50' },
     threads: { type: 'string', default: '1' },
-    'haproxy-threads': { type: 'string', default: '1' },
+    'haproxy-threads': { type: 'string', default: String(cpus().length) },
     'unique-tokens': { type: 'string', default: '15000' },
     rows: { type: 'string', default: '1,2,3,4,5' },
     'no-load-script': { type: 'boolean', default: false },

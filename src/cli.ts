@@ -52,7 +52,7 @@ load:
   --target ADDR          agent address, host:port or unix:/path (default 127.0.0.1:12345);
                          loopback only unless --allow-remote
   --spawn-agent          start the agent on a free port (with -c FILE: that config) and report
-                         its CPU and RSS; [--agent-node-options "--cpu-prof ..."]
+                         its CPU and RSS; [--agent-node-options="--cpu-prof ..."]
   --connections N        SPOP connections (default 4)
   --pipeline N           NOTIFYs in flight per connection (default 20)
   --rate R               decisions/s, open loop (latency from the intended send time);

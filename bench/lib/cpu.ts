@@ -2,22 +2,15 @@
  * Who is using the CPU during a measurement: per-process samples from /proc/<pid>/stat and the
  * whole machine from /proc/stat, as % of one core (so 200% = both cores of a 2-core box).
  */
-import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { cpuPercent, type ProcSample, readProc } from '../../src/load/index.js';
-
-/** Busy and total jiffies of all CPUs (/proc/stat line "cpu"). */
-function machineTicks(): { busy: number; total: number } | null {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
-    const v = line.trim().split(/\s+/).slice(1).map(Number);
-    const idle = (v[3] ?? 0) + (v[4] ?? 0);
-    const total = v.reduce((a, b) => a + b, 0);
-    return { busy: total - idle, total };
-  } catch {
-    return null;
-  }
-}
+import {
+  cpuPercent,
+  type MachineSample,
+  machinePercent,
+  type ProcSample,
+  readMachine,
+  readProc,
+} from '../../src/load/index.js';
 
 export interface CpuReport {
   /** % of one core per labelled process over the sampled window. */
@@ -35,8 +28,8 @@ export class CpuSampler {
   private readonly pids: Record<string, number>;
   private readonly first = new Map<string, ProcSample>();
   private readonly last = new Map<string, ProcSample>();
-  private machineFrom: { busy: number; total: number } | null = null;
-  private machineTo: { busy: number; total: number } | null = null;
+  private machineFrom: MachineSample | null = null;
+  private machineTo: MachineSample | null = null;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(pids: Record<string, number>) {
@@ -44,7 +37,7 @@ export class CpuSampler {
   }
 
   start(everyMs = 250): void {
-    this.machineFrom = machineTicks();
+    this.machineFrom = readMachine();
     this.sample();
     this.timer = setInterval(() => this.sample(), everyMs);
   }
@@ -57,18 +50,14 @@ export class CpuSampler {
 
   stop(): CpuReport {
     if (this.timer !== null) clearInterval(this.timer);
-    this.machineTo = machineTicks();
+    this.machineTo = readMachine();
     const processes: Record<string, number | null> = {};
     for (const label of Object.keys(this.pids)) {
       const p = cpuPercent(this.first.get(label) ?? null, this.last.get(label) ?? null);
       processes[label] = p === null ? null : Math.round(p);
     }
-    const a = this.machineFrom;
-    const b = this.machineTo;
-    const machine =
-      a !== null && b !== null && b.total > a.total
-        ? Math.round(((b.busy - a.busy) / (b.total - a.total)) * cpus().length * 100)
-        : null;
+    const m = machinePercent(this.machineFrom, this.machineTo, cpus().length);
+    const machine = m === null ? null : Math.round(m);
     return { processes, machine };
   }
 

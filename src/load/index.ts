@@ -3,12 +3,12 @@
  * reports throughput and latency. `runLoadTest` is what `spoe-authz load` and bench/e2e.ts call.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type SpawnedAgent, spawnAgent } from './agent-process.js';
 import { issuerFor, type TokenIssuer } from './issuer.js';
 import type { LoadOptions } from './options.js';
-import { cpuPercent, type ProcSample } from './proc.js';
+import { cpuPercent, type MachineSample, machinePercent, type ProcSample, readMachine } from './proc.js';
 import { formatMicros, type LoadReport, summarize } from './report.js';
 import { Runner, type TickInfo } from './runner.js';
 import { formatTarget, type Target } from './target.js';
@@ -18,7 +18,14 @@ export { type SpawnedAgent, spawnAgent } from './agent-process.js';
 export { devIssuer, issuerFor, ownIssuer, type TokenIssuer } from './issuer.js';
 export { PREFECT_ROUTES } from './notify.js';
 export { type LoadOptions, LoadUsageError, parseLoadOptions } from './options.js';
-export { cpuPercent, type ProcSample, readProc } from './proc.js';
+export {
+  cpuPercent,
+  type MachineSample,
+  machinePercent,
+  type ProcSample,
+  readMachine,
+  readProc,
+} from './proc.js';
 export { formatReport, type LoadReport } from './report.js';
 export { buildTokens, type TokenSet } from './tokens.js';
 
@@ -129,14 +136,18 @@ async function measure(
   let genFrom = process.cpuUsage();
   let genFromMs = performance.now();
   let genPercent = 0;
+  let machineFrom: MachineSample | null = null;
+  let machineBusy: number | null = null;
   const result = await runner.run({
     phase: (p) => {
       if (p.name === 'measure') {
         agentFrom = agent?.sample() ?? null;
+        machineFrom = readMachine();
         genFrom = process.cpuUsage();
         genFromMs = p.atMs;
       } else if (p.name === 'drain') {
         agentTo = agent?.sample() ?? null;
+        machineBusy = machinePercent(machineFrom, readMachine(), cpus().length);
         const used = process.cpuUsage(genFrom);
         genPercent = ((used.user + used.system) / 1000 / Math.max(1, p.atMs - genFromMs)) * 100;
       }
@@ -178,6 +189,13 @@ async function measure(
       maxRssMb: agent === null ? null : mb(maxRss),
     },
     generator: { cpuPercent: Math.round(genPercent * 10) / 10 },
+    machine: {
+      cores: cpus().length,
+      busyPercent: machineBusy === null ? null : Math.round(machineBusy),
+      // What neither the agent nor the generator used: other work disturbing the measurement.
+      otherPercent:
+        machineBusy === null ? null : Math.max(0, Math.round(machineBusy - genPercent - (agentCpu ?? 0))),
+    },
     settings: {
       connections: o.connections,
       pipeline: o.pipeline,

@@ -52,3 +52,31 @@ export function cpuPercent(from: ProcSample | null, to: ProcSample | null): numb
   if (from === null || to === null || to.atMs <= from.atMs) return null;
   return ((to.cpuSeconds - from.cpuSeconds) / ((to.atMs - from.atMs) / 1000)) * 100;
 }
+
+export interface MachineSample {
+  /** Jiffies spent busy / in total, summed over every CPU (/proc/stat line "cpu"). */
+  readonly busy: number;
+  readonly total: number;
+}
+
+export function readMachine(): MachineSample | null {
+  try {
+    const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!;
+    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    const idle = (v[3] ?? 0) + (v[4] ?? 0); // idle + iowait
+    const total = v.reduce((a, b) => a + b, 0);
+    return { busy: total - idle, total };
+  } catch {
+    return null;
+  }
+}
+
+/** Whole-machine CPU between two samples, as % of one core (cores x 100 = saturated). */
+export function machinePercent(
+  from: MachineSample | null,
+  to: MachineSample | null,
+  cores: number,
+): number | null {
+  if (from === null || to === null || to.total <= from.total) return null;
+  return ((to.busy - from.busy) / (to.total - from.total)) * cores * 100;
+}

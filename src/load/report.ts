@@ -22,6 +22,12 @@ export interface LoadReport {
     readonly maxRssMb: number | null;
   };
   readonly generator: { readonly cpuPercent: number };
+  /** Whole machine over the measured phase, % of one core (cores x 100 = saturated). */
+  readonly machine: {
+    readonly cores: number;
+    readonly busyPercent: number | null;
+    readonly otherPercent: number | null;
+  };
   readonly settings: {
     readonly connections: number;
     readonly pipeline: number;
@@ -136,5 +142,12 @@ export function formatReport(r: LoadReport): string {
     lines.push(`agent      CPU ${cpu}, RSS ${rss}`);
   }
   lines.push(`generator  CPU ${r.generator.cpuPercent.toFixed(0)}% of one core`);
+  const m = r.machine;
+  if (m.busyPercent !== null) {
+    lines.push(
+      `machine    ${m.cores} cores, ${m.busyPercent}% busy (100% = one core); other processes ${m.otherPercent}%` +
+        ((m.otherPercent ?? 0) > 20 ? ' -- WARNING: the machine was not quiet, numbers are disturbed' : ''),
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
