@@ -215,47 +215,41 @@ export class AuthzEngine {
     };
   }
 
-  private async verifyThenAuthorize(
+  private verifyThenAuthorize(
     req: AuthzRequest,
     path: string,
     key: string,
     token: string,
     now: number,
-  ): Promise<Decision> {
+  ): Decision | Promise<Decision> {
     const running = this.inflight.get(key);
-    let pending: Promise<VerifyOutcome>;
+    let outcome: VerifyOutcome | Promise<VerifyOutcome>;
     if (running !== undefined && running.token === token) {
       this.counters.coalesced++;
-      pending = running.outcome;
+      outcome = running.outcome;
     } else {
-      pending = this.verifyAndRemember(key, token, now, running === undefined);
-    }
-    const outcome = await pending;
-    if (!outcome.ok) return this.count(denial(outcome.reason, outcome.iss, 'miss'));
-    return this.count(this.authorize(req, path, outcome.identity, 'miss', null));
-  }
-
-  /** One verification, its result cached; `share` registers it for concurrent requests. */
-  private verifyAndRemember(key: string, token: string, now: number, share: boolean): Promise<VerifyOutcome> {
-    this.counters.verifications++;
-    const outcome = this.verifier.verify(token, now, null).then(
-      (result) => {
+      this.counters.verifications++;
+      const share = running === undefined;
+      outcome = this.verifier.verify(token, now, null, (result) => {
         if (share) this.inflight.delete(key);
         if (result.ok) this.cache.set(key, token, result.identity, this.now());
         else if (NEGATIVE_CACHEABLE.has(result.reason)) {
           this.cache.setNegative(key, token, result.reason, result.iss, now);
         }
-        return result;
-      },
-      (err: unknown): VerifyOutcome => {
-        // A bug, not a token problem: fail closed with a 503-class reason, never cached.
-        if (share) this.inflight.delete(key);
-        this.logger.error({ err: String(err) }, 'unexpected verification failure');
-        return { ok: false, reason: 'keys_unavailable', iss: null, detail: String(err) };
-      },
+      });
+      if (share && outcome instanceof Promise) this.inflight.set(key, { token, outcome });
+    }
+    // Malformed tokens and unknown issuers are answered without a promise.
+    if (!(outcome instanceof Promise)) return this.afterVerify(req, path, outcome);
+    return outcome.then((o) => this.afterVerify(req, path, o));
+  }
+
+  private afterVerify(req: AuthzRequest, path: string, outcome: VerifyOutcome): Decision {
+    return this.count(
+      outcome.ok
+        ? this.authorize(req, path, outcome.identity, 'miss', null)
+        : denial(outcome.reason, outcome.iss, 'miss'),
     );
-    if (share) this.inflight.set(key, { token, outcome });
-    return outcome;
   }
 
   private anonymous(req: AuthzRequest, path: string, trace: string[] | null, verbose = false): Decision {
@@ -267,7 +261,6 @@ export class AuthzEngine {
       req.host,
       req.src,
       req.prefectUi === true,
-      null,
       null,
       0,
     );
@@ -313,7 +306,6 @@ export class AuthzEngine {
       req.host,
       req.src,
       req.prefectUi === true,
-      identity.scopes,
       identity.claims,
       identity.effectiveMask,
     );

@@ -14,8 +14,7 @@ export interface Identity {
   readonly notBeforeMs: number;
   /** Our role names from the issuer's mapping (not yet filtered by the policy's roles). */
   readonly roles: readonly string[];
-  readonly scopes: ReadonlySet<string>;
-  /** Verified claims, frozen (rules may test them). */
+  /** Verified claims (rules may test them; never mutated). */
   readonly claims: Claims;
   readonly forwarded: ForwardedClaims;
   /** Role masks memoised for one policy generation (see CompiledPolicy.generation). */

@@ -11,9 +11,9 @@ export function keySourceFor(issuer: IssuerConfig, deps: RemoteKeySourceDeps): K
     case 'jwks-url':
       return new RemoteKeySource(issuer, deps);
     case 'jwks-file':
-      return LocalKeySource.fromFile(keys.path, issuer.id);
+      return LocalKeySource.fromFile(keys.path, issuer);
     case 'jwks':
-      return new LocalKeySource('jwks', keys.jwks as never);
+      return new LocalKeySource('jwks', keys.jwks as never, issuer.algorithms);
     case 'secret':
       return new SecretKeySource(issuer);
   }

@@ -1,8 +1,16 @@
-import { createRemoteJWKSet, customFetch, type JSONWebKeySet, type JWTVerifyGetKey, jwksCache } from 'jose';
+import {
+  type CryptoKey,
+  createRemoteJWKSet,
+  customFetch,
+  type JSONWebKeySet,
+  type JWTVerifyGetKey,
+  jwksCache,
+} from 'jose';
 import { AuthError } from './errors.js';
 import { type FetchLike, fetchJson, isJwkSet } from './http-fetch.js';
 import { discoveryUrlFor, type IssuerConfig, type KeysConfig } from './issuer-config.js';
 import { persistedJwksPath, readPersistedJwks, writePersistedJwks } from './jwks-store.js';
+import { KeyIndex } from './key-index.js';
 import type { KeySource, KeySourceStatus } from './key-source.js';
 import type { AuthLogger } from './logger.js';
 import { keyUrlProblem } from './url-check.js';
@@ -36,6 +44,10 @@ export class RemoteKeySource implements KeySource {
   private readonly keys: RemoteKeys;
   private readonly deps: RemoteKeySourceDeps;
   private readonly persistFile: string | null;
+  private readonly algorithms: readonly string[];
+  /** Synchronous kid lookup for the current set (key-index.ts); null while (re)building. */
+  private index: KeyIndex | null = null;
+  private indexedUat: number | undefined;
   /** jose `jwksCache`: seeded from disk, updated in place by jose after each good fetch. */
   private readonly cache: { jwks?: JSONWebKeySet; uat?: number } = {};
   private remote: RemoteSet | null = null;
@@ -63,6 +75,7 @@ export class RemoteKeySource implements KeySource {
     this.keys = keys;
     this.deps = deps;
     this.persistFile = deps.persistDir === null ? null : persistedJwksPath(deps.persistDir, issuer.id);
+    this.algorithms = issuer.algorithms;
     this.jwksUri = keys.type === 'jwks-url' ? keys.url : null;
     this.needDiscovery = keys.type === 'oidc';
     if (this.jwksUri !== null) this.createRemote();
@@ -71,13 +84,23 @@ export class RemoteKeySource implements KeySource {
       if (remote === null) {
         return Promise.reject(new AuthError('keys_unavailable', `issuer ${this.id}: no key set yet`));
       }
-      return remote(header, token);
+      if (this.cache.uat !== this.indexedUat) void this.reindex();
+      return this.index?.lookup(header.alg, header.kid) ?? remote(header, token);
     };
+  }
+
+  keyFor(alg: unknown, kid: unknown): CryptoKey | undefined {
+    if (this.cache.uat !== this.indexedUat) {
+      void this.reindex();
+      return undefined;
+    }
+    return this.index?.lookup(alg, kid);
   }
 
   async start(): Promise<void> {
     await this.loadPersisted();
     await this.refresh(true);
+    await this.reindex();
   }
 
   refresh(force = false): Promise<void> {
@@ -118,6 +141,19 @@ export class RemoteKeySource implements KeySource {
       lastSuccessAgeMs: this.lastSuccessAt === null ? null : Date.now() - this.lastSuccessAt,
       lastError: this.lastError,
     };
+  }
+
+  /**
+   * Rebuilds the kid index after jose replaced the set (cache.uat moved). Until it is ready
+   * lookups go to jose, so a key that left the set is never served from an old index.
+   */
+  private async reindex(): Promise<void> {
+    const { jwks, uat } = this.cache;
+    this.indexedUat = uat;
+    this.index = null;
+    if (jwks === undefined) return;
+    const index = await KeyIndex.build(jwks, this.algorithms);
+    if (this.indexedUat === uat) this.index = index;
   }
 
   private async loadPersisted(): Promise<void> {

@@ -39,14 +39,14 @@ export class RoleMapper {
   }
 
   roles(claims: Claims): string[] {
-    const out = new Set<string>(this.spec.default);
+    const out = [...this.spec.default];
     for (const [path, spaced] of this.paths) {
       for (const value of claimStrings(claimAt(claims, path), spaced)) {
         const mapped = this.map.get(value);
-        if (mapped !== undefined) for (const role of mapped) out.add(role);
-        if (this.spec.passthrough) out.add(value);
+        if (mapped !== undefined) for (const role of mapped) if (!out.includes(role)) out.push(role);
+        if (this.spec.passthrough && !out.includes(value)) out.push(value);
       }
     }
-    return [...out];
+    return out;
   }
 }

@@ -1,6 +1,6 @@
 import type { BlockList } from 'node:net';
 import { addressIn, blockListOf, parseCidr } from './cidr.js';
-import { type Claims, claimAt, claimMatches } from './claims.js';
+import { type Claims, claimAt, claimMatches, tokenScopes } from './claims.js';
 import type { ClaimValue } from './decision.js';
 import { type CompiledPattern, capturePattern, compilePattern, matchPattern } from './pattern.js';
 import type { RuleConfig } from './policy-config.js';
@@ -15,13 +15,14 @@ export interface MatchContext {
   readonly host: string | null;
   readonly src: string | null;
   readonly prefectUi: boolean;
-  /** null without a verified token. */
-  readonly scopes: ReadonlySet<string> | null;
+  /** Verified claims; null without a token. */
   readonly claims: Claims | null;
   /** Effective role mask (implied roles included); 0 without a token. */
   readonly roleMask: number;
   params: QueryParams | null;
   hostname: string | null | undefined;
+  /** `scope` + `scp` of the token, computed when a rule first asks. */
+  scopes: ReadonlySet<string> | null;
 }
 
 export function newMatchContext(
@@ -31,7 +32,6 @@ export function newMatchContext(
   host: string | null,
   src: string | null,
   prefectUi: boolean,
-  scopes: ReadonlySet<string> | null,
   claims: Claims | null,
   roleMask: number,
 ): MatchContext {
@@ -42,11 +42,11 @@ export function newMatchContext(
     host,
     src,
     prefectUi,
-    scopes,
     claims,
     roleMask,
     params: null,
     hostname: undefined,
+    scopes: null,
   };
 }
 
@@ -211,8 +211,10 @@ export function ruleMismatch(rule: CompiledRule, ctx: MatchContext): string | nu
   }
   if (rule.sources !== null && (ctx.src === null || !addressIn(rule.sources, ctx.src))) return 'source';
   if (rule.scopes !== null) {
+    if (ctx.claims === null) return 'scopes';
+    ctx.scopes ??= tokenScopes(ctx.claims);
     const scopes = ctx.scopes;
-    if (scopes === null || !rule.scopes.every((s) => scopes.has(s))) return 'scopes';
+    if (!rule.scopes.every((s) => scopes.has(s))) return 'scopes';
   }
   if (rule.claims !== null) {
     const claims = ctx.claims;

@@ -97,10 +97,11 @@ export class TokenCache {
   }
 
   getNegative(key: string, token: string, nowMs: number): NegativeEntry | undefined {
-    const entry = this.negative?.get(key);
+    if (this.negative === null || this.negative.size === 0) return undefined;
+    const entry = this.negative.get(key);
     if (entry === undefined || entry.token !== token) return undefined;
     if (nowMs >= entry.untilMs || nowMs < entry.untilMs - this.negativeTtlMs) {
-      this.negative?.delete(key);
+      this.negative.delete(key);
       return undefined;
     }
     return entry;

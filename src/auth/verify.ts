@@ -22,10 +22,28 @@ function fail(reason: Reason, iss: string | null, detail: string): VerifyOutcome
   return { ok: false, reason, iss, detail };
 }
 
+/** A bug, not a token problem: fail closed with a 503-class reason (never cached). */
+function internalError(issuer: CompiledIssuer, bug: unknown): VerifyOutcome {
+  return fail('keys_unavailable', issuer.iss, `internal error: ${String(bug)}`);
+}
+
+function report(outcome: VerifyOutcome, done: ((outcome: VerifyOutcome) => void) | undefined): VerifyOutcome {
+  done?.(outcome);
+  return outcome;
+}
+
 function errorDetail(err: unknown): string {
   const e = err as { code?: unknown; message?: unknown };
   return typeof e?.code === 'string' ? `${e.code}: ${String(e.message)}` : String(err);
 }
+
+interface HeaderHint {
+  readonly alg: unknown;
+  readonly kid: unknown;
+}
+
+/** Distinct headers remembered: in practice one per signing key; beyond this, parse each time. */
+const MAX_HEADER_HINTS = 256;
 
 /**
  * Token -> Identity. The issuer is picked by the token's unverified `iss` (authz-reference 2.7),
@@ -33,37 +51,72 @@ function errorDetail(err: unknown): string {
  * then checks, before resolving a key, the algorithm allow-list and `crit`, and after it the
  * signature and claims (iss included, so a wrong routing hint can only ever fail).
  *
- * The hot path decodes the payload once for `iss` and leaves the header to jose; the header is
- * decoded here only to explain a failure or for a trace.
+ * Hot path, per token: one regex for the compact shape, one base64 decode of the payload for
+ * `iss`, a remembered parse of the header (alg, kid) to hand jose the key itself when the
+ * issuer's key index knows it, then jwtVerify.
  */
 export class TokenVerifier {
   private readonly byIss: ReadonlyMap<string, CompiledIssuer>;
   private readonly forward: readonly ForwardClaimSpec[];
+  private readonly headers = new Map<string, HeaderHint | null>();
 
   constructor(issuers: readonly CompiledIssuer[], forward: readonly ForwardClaimSpec[]) {
     this.byIss = new Map(issuers.map((i) => [i.iss, i]));
     this.forward = forward;
   }
 
-  async verify(token: string, nowMs: number, trace: string[] | null): Promise<VerifyOutcome> {
+  /**
+   * Never rejects: every failure is an outcome. Failures found before any crypto come back
+   * synchronously. `done` sees each outcome once, before the returned promise settles.
+   */
+  verify(
+    token: string,
+    nowMs: number,
+    trace: string[] | null,
+    done?: (outcome: VerifyOutcome) => void,
+  ): VerifyOutcome | Promise<VerifyOutcome> {
     if (!COMPACT_JWS.test(token)) {
-      return fail('malformed_token', null, `not a compact JWS: ${compactShapeProblem(token) ?? 'invalid'}`);
+      return report(
+        fail('malformed_token', null, `not a compact JWS: ${compactShapeProblem(token) ?? 'invalid'}`),
+        done,
+      );
     }
     const dot1 = token.indexOf('.');
     const dot2 = token.indexOf('.', dot1 + 1);
-    if (trace) this.traceHeader(token.slice(0, dot1), trace);
+    const headerSegment = token.slice(0, dot1);
+    if (trace) this.traceHeader(headerSegment, trace);
     const selected = this.selectIssuer(token.slice(dot1 + 1, dot2));
-    if (!(selected instanceof CompiledIssuerRef)) return selected;
+    if (!(selected instanceof CompiledIssuerRef)) return report(selected, done);
     const issuer = selected.issuer;
     trace?.push(`issuer: ${issuer.iss} -> ${issuer.id} (keys: ${issuer.keys.kind})`);
     const options = issuer.optionsAt(nowMs);
-    let result: JWTVerifyResult;
-    try {
-      result = await jwtVerify(token, issuer.keys.getKey, options);
-    } catch (err) {
-      return this.failure(err, token.slice(0, dot1), token, issuer, options);
+    const hint = this.headerHint(headerSegment);
+    const key = hint === null ? undefined : issuer.keys.keyFor(hint.alg, hint.kid);
+    return jwtVerify(token, key ?? issuer.keys.getKey, options).then(
+      (result) => {
+        try {
+          return report(this.identity(issuer, result, trace), done);
+        } catch (bug) {
+          return report(internalError(issuer, bug), done);
+        }
+      },
+      (err: unknown) =>
+        this.failure(err, headerSegment, token, issuer, options).then(
+          (outcome) => report(outcome, done),
+          (bug: unknown) => report(internalError(issuer, bug), done),
+        ),
+    );
+  }
+
+  /** alg and kid of a header segment, parsed once per distinct header. */
+  private headerHint(segment: string): HeaderHint | null {
+    let hint = this.headers.get(segment);
+    if (hint === undefined) {
+      const header = decodeSegment(segment);
+      hint = header === undefined ? null : { alg: header.alg, kid: header.kid };
+      if (this.headers.size < MAX_HEADER_HINTS) this.headers.set(segment, hint);
     }
-    return this.identity(issuer, result, trace);
+    return hint;
   }
 
   private selectIssuer(payloadSegment: string): CompiledIssuerRef | VerifyOutcome {
@@ -143,8 +196,7 @@ export class TokenVerifier {
       expiresAtMs: (expires + tol) * 1000,
       notBeforeMs: typeof payload.nbf === 'number' ? (payload.nbf - tol) * 1000 : Number.NEGATIVE_INFINITY,
       roles: issuer.roles.roles(payload),
-      scopes: tokenScopes(payload),
-      claims: Object.freeze(payload),
+      claims: payload,
       forwarded: forwardClaims(payload, this.forward),
       maskGeneration: 0,
       directMask: 0,
@@ -161,7 +213,7 @@ export class TokenVerifier {
       trace.push(
         `roles from claims [${issuer.config.roles.claims.join(', ')}]: [${identity.roles.join(', ')}]`,
       );
-      trace.push(`scopes: [${[...identity.scopes].join(', ')}]`);
+      trace.push(`scopes: [${[...tokenScopes(payload)].join(', ')}]`);
     }
     return { ok: true, identity };
   }

@@ -249,8 +249,7 @@ describe('rule index', () => {
               null,
               null,
               false,
-              withToken ? new Set() : null,
-              withToken ? {} : null,
+              withToken ? { scope: 'a b' } : null,
               mask,
             );
           const indexed = policy.match(ctx());
