@@ -41,8 +41,8 @@ describe('Prefect preset tags', () => {
     [['viewer'], 'GET', '/api/admin/version', 'safe-retry'],
     [['admin'], 'GET', '/api/admin/settings', 'safe-retry'],
     [['admin'], 'GET', `/api/block_documents/${UUID}`, 'secrets', 'include_secrets=true'],
-  ])('%j %s %s is allowed with tag %s', async (roles, method, path, tag, query = null) => {
-    const d = await decide(roles, method, path, query);
+  ])('%j %s %s is allowed with tag %s', async (roles, method, path, tag, query?: string) => {
+    const d = await decide(roles, method, path, query ?? null);
     expect(d).toMatchObject({ allow: true, tag });
   });
 
