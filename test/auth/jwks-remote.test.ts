@@ -168,6 +168,28 @@ describe('rotation', () => {
     expect(s.hits.jwks).toBe(1);
   });
 
+  it('never fetches for an unknown issuer, a disallowed algorithm or an unknown crit', async () => {
+    const s = await server(k1);
+    const e = engine(s);
+    await e.start();
+    s.resetHits();
+    const foreign = await sign(k2, { iss: 'https://evil.example.com', aud: AUD, header: { kid: 'new' } });
+    expect((await e.decide(request('GET', '/x', { token: foreign }))).reason).toBe('unknown_issuer');
+    const hs = await sign(
+      { alg: 'HS256', secret: Buffer.alloc(32, 1) },
+      { iss: s.issuer, aud: AUD, header: { kid: 'new' } },
+    );
+    expect((await e.decide(request('GET', '/x', { token: hs }))).reason).toBe('bad_algorithm');
+    const crit = await sign(k2, {
+      iss: s.issuer,
+      aud: AUD,
+      header: { kid: 'new', crit: ['x-ext'], 'x-ext': 1 },
+      crit: { 'x-ext': true },
+    });
+    expect((await e.decide(request('GET', '/x', { token: crit }))).reason).toBe('malformed_token');
+    expect(s.hits).toEqual({ discovery: 0, jwks: 0 });
+  });
+
   it('does not refetch for an unknown kid during the cooldown', async () => {
     const s = await server(k1);
     const e = engine(s, { cooldownSeconds: 3600 });
