@@ -49,7 +49,7 @@ function engineFor(alg: string, jwk: jose.JWK): AuthzEngine {
         },
       ],
       forwardClaims: [{ name: 'email', claim: 'email' }],
-      cache: { maxEntries: 100_000 },
+      cache: { maxEntries: 10_000 },
     },
     { now: () => NOW },
   );
