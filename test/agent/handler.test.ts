@@ -89,6 +89,7 @@ describe('authorize handler', () => {
       iss: 'urn:spoe-authz:dev',
       role: 'viewer',
       rule: expect.stringContaining('prefect.viewer'),
+      tag: 'safe-retry',
       cache: 'miss',
       claim_email: 'a@example.com',
     });
