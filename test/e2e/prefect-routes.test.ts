@@ -13,6 +13,8 @@ const { describeHaproxy } = requireHaproxy();
 
 /** Requests per subject per 10 s before HAProxy answers 429 (RATE_LIMIT_USER). */
 const USER_RATE = 8;
+/** The same for requests the agent tagged worker-poll (RATE_LIMIT_WORKER_POLL). */
+const WORKER_POLL_RATE = 14;
 
 describeHaproxy('Prefect through the shipped HAProxy config and the agent', () => {
   let stack: Stack;
@@ -21,7 +23,7 @@ describeHaproxy('Prefect through the shipped HAProxy config and the agent', () =
   beforeAll(async () => {
     stack = await startStack({
       agent: { config: { devIssuer: true, audit: 'all' } },
-      haproxyEnv: { RATE_LIMIT_USER: String(USER_RATE) },
+      haproxyEnv: { RATE_LIMIT_USER: String(USER_RATE), RATE_LIMIT_WORKER_POLL: String(WORKER_POLL_RATE) },
     });
     hap = stack.hap;
   });
@@ -139,6 +141,21 @@ describeHaproxy('Prefect through the shipped HAProxy config and the agent', () =
     const other = await send(hap, 'POST', '/api/flows/filter', { token: polite, body: '{}' });
     expect(other.status).toBe(200);
     expect(atPrefect(other)?.headers['x-forwarded-user']).toBe('paula-polite');
+  });
+
+  it('a polling worker has its own budget: past the user limit it is not throttled until its own', async () => {
+    const worker = await devToken('pete-poller', ['worker']);
+    const poll = '/api/work_pools/k8s-pool/get_scheduled_flow_runs';
+    const statuses: number[] = [];
+    for (let i = 0; i < WORKER_POLL_RATE + 2; i++) {
+      statuses.push((await send(hap, 'POST', poll, { token: worker, body: '{}' })).status);
+    }
+    // Well past USER_RATE, polls still pass: the agent tagged them worker-poll.
+    expect(statuses.slice(0, WORKER_POLL_RATE)).toEqual(Array(WORKER_POLL_RATE).fill(200));
+    expect(statuses.slice(WORKER_POLL_RATE)).toEqual([429, 429]);
+    const last = await send(hap, 'POST', poll, { token: worker, body: '{}' });
+    expect(last.status).toBe(429);
+    expect(atPrefect(last)).toBeUndefined();
   });
 
   it('a websocket upgrade with a valid token reaches the backend', async () => {
