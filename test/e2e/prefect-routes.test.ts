@@ -158,6 +158,26 @@ describeHaproxy('Prefect through the shipped HAProxy config and the agent', () =
     expect(atPrefect(last)).toBeUndefined();
   });
 
+  it('HAProxy replays a failed request only when the agent tagged it safe-retry', async () => {
+    const operator = await devToken('rita-retry', ['operator']);
+    // A read (tagged safe-retry): Prefect answers 503 once, HAProxy retries, the client sees 200.
+    const read = await send(hap, 'POST', '/api/flow_runs/filter', {
+      token: operator,
+      body: '{}',
+      headers: { 'x-stub-fail-once': `read-${uuid()}` },
+    });
+    expect(read.status).toBe(200);
+    expect(stack.stub.withHeader('x-test-id', read.testId)).toHaveLength(2);
+    // A write (not tagged): the 503 goes back to the client, the request reached Prefect once.
+    const write = await send(hap, 'POST', `/api/deployments/${uuid()}/create_flow_run`, {
+      token: operator,
+      body: '{}',
+      headers: { 'x-stub-fail-once': `write-${uuid()}` },
+    });
+    expect(write.status).toBe(503);
+    expect(stack.stub.withHeader('x-test-id', write.testId)).toHaveLength(1);
+  });
+
   it('a websocket upgrade with a valid token reaches the backend', async () => {
     const viewer = await devToken('wes-websocket', ['viewer']);
     const { status, socket, testId } = await upgrade(hap, '/api/events/out', viewer);

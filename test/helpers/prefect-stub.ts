@@ -70,6 +70,7 @@ function echo(req: IncomingMessage, path: string): StubEcho {
 /** Starts the stub on `127.0.0.1:<port>` (default: a port the kernel picks). */
 export async function startPrefectStub(options: { port?: number } = {}): Promise<PrefectStub> {
   const requests: RecordedRequest[] = [];
+  const failedOnce = new Set<string>();
   const sockets = new Set<Socket>();
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -86,6 +87,14 @@ export async function startPrefectStub(options: { port?: number } = {}): Promise
         body: Buffer.concat(chunks).toString('utf8'),
         upgrade: false,
       });
+      // `x-stub-fail-once: <key>`: the first request with a given key gets a 503 (for retry tests).
+      const failKey = one(req.headers, 'x-stub-fail-once');
+      if (failKey !== null && !failedOnce.has(failKey)) {
+        failedOnce.add(failKey);
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end('{"detail":"stub: failing once"}\n');
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(`${JSON.stringify(echo(req, path))}\n`);
     });
