@@ -9,6 +9,30 @@ export function formatIpv4(b: Uint8Array, off: number): string {
   return OCTET_DOT[b[off]!]! + OCTET_DOT[b[off + 1]!]! + OCTET_DOT[b[off + 2]!]! + OCTET[b[off + 3]!]!;
 }
 
+// Direct-mapped cache of formatted IPv4 addresses: HAProxy sends `src` on every NOTIFY and
+// clients repeat, so a hit (one multiply, one compare) replaces three concatenations whose
+// cons-string result is flattened again by whoever reads it.
+const IP4_SLOTS = 256;
+const ip4Keys = new Float64Array(IP4_SLOTS).fill(-1);
+const ip4Text: string[] = new Array<string>(IP4_SLOTS).fill('');
+
+/** {@link formatIpv4} through a small cache; returns a flat string. */
+export function formatIpv4Cached(b: Uint8Array, off: number): string {
+  const key = ((b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!) >>> 0;
+  const slot = Math.imul(key, 0x9e3779b1) >>> 24;
+  if (ip4Keys[slot] === key) return ip4Text[slot]!;
+  const text = flat(formatIpv4(b, off));
+  ip4Keys[slot] = key;
+  ip4Text[slot] = text;
+  return text;
+}
+
+/** Forces a flat (sequential) string: V8 flattens a cons string on its first char access. */
+function flat(s: string): string {
+  s.charCodeAt(0);
+  return s;
+}
+
 /** RFC 5952 text: lower-case hex, longest run (>= 2) of zero groups as `::`, `::ffff:a.b.c.d`. */
 export function formatIpv6(b: Uint8Array, off: number): string {
   const groups: number[] = [];

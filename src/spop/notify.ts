@@ -5,7 +5,7 @@
  */
 import { DATA_FLAG_TRUE, DataType } from './constants.js';
 import { truncated } from './errors.js';
-import { formatIpv4, formatIpv6 } from './ip.js';
+import { formatIpv4Cached, formatIpv6 } from './ip.js';
 import type { Reader } from './reader.js';
 import { decodeTyped, type TypedValue } from './typed-data.js';
 
@@ -56,7 +56,7 @@ export class NotifyMessage {
 
   /** True when the message name equals `name`, compared as bytes. */
   is(name: string): boolean {
-    return bytesEqual(this.buf, this.nameStart, this.nameEnd, name);
+    return bytesEqual(this.buf, this.nameStart, this.nameEnd, argKey(name));
   }
 
   /** True when an arg with this name exists (whatever its type, NULL included). */
@@ -118,7 +118,7 @@ export class NotifyMessage {
     if (i < 0) return null;
     const t = this.offs[i + TYPE_BYTE]! & 0x0f;
     const start = this.offs[i + DATA_START]!;
-    if (t === DataType.IPV4) return formatIpv4(this.buf, start);
+    if (t === DataType.IPV4) return formatIpv4Cached(this.buf, start);
     if (t === DataType.IPV6) return formatIpv6(this.buf, start);
     return null;
   }
@@ -139,46 +139,53 @@ export class NotifyMessage {
 
   /** Offset (into `offs`) of the first arg called `name`, or -1. */
   private find(name: string): number {
+    const key = argKey(name);
     const o = this.offs;
     const buf = this.buf;
-    const len = name.length;
+    const len = key.length;
+    const first = key[0];
     for (let i = this.base, end = this.base + this.argCount * STRIDE; i < end; i += STRIDE) {
       const s = o[i + NAME_START]!;
-      if (o[i + NAME_END]! - s !== len) continue;
-      let j = 0;
-      for (; j < len; j++) {
-        const c = name.charCodeAt(j);
-        if (c >= 0x80) return this.findSlow(name);
-        if (buf[s + j] !== c) break;
-      }
-      if (j === len) return i;
-    }
-    // A non-ASCII name has more bytes than chars, so the length filter above skipped it.
-    return isAscii(name) ? -1 : this.findSlow(name);
-  }
-
-  private findSlow(name: string): number {
-    const o = this.offs;
-    for (let i = this.base, end = this.base + this.argCount * STRIDE; i < end; i += STRIDE) {
-      if (bytesEqual(this.buf, o[i + NAME_START]!, o[i + NAME_END]!, name)) return i;
+      if (o[i + NAME_END]! - s !== len || (len !== 0 && buf[s] !== first)) continue;
+      let j = 1;
+      while (j < len && buf[s + j] === key[j]) j++;
+      if (j >= len) return i;
     }
     return -1;
   }
 }
 
-function isAscii(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
+function bytesEqual(buf: Buffer, start: number, end: number, key: Uint8Array): boolean {
+  if (end - start !== key.length) return false;
+  for (let i = 0; i < key.length; i++) if (buf[start + i] !== key[i]) return false;
   return true;
 }
 
-function bytesEqual(buf: Buffer, start: number, end: number, s: string): boolean {
-  if (!isAscii(s)) {
-    const encoded = Buffer.from(s, 'utf8');
-    return encoded.length === end - start && encoded.equals(buf.subarray(start, end));
+/**
+ * Name → its UTF-8 bytes, cached: comparing bytes with bytes is ~3x cheaper than with
+ * `charCodeAt` (TurboFan re-dispatches on the string representation for every char), and
+ * callers ask for the same few names on every NOTIFY. Direct-mapped front (an `===` on
+ * internalised literals is a pointer compare), then a bounded Map for colliding names.
+ */
+const KEY_SLOTS = 64;
+const MAX_KEYS = 1024;
+const EMPTY_KEY = new Uint8Array(0);
+const slotNames: (string | null)[] = new Array<string | null>(KEY_SLOTS).fill(null);
+const slotKeys: Uint8Array[] = new Array<Uint8Array>(KEY_SLOTS).fill(EMPTY_KEY);
+const keyMap = new Map<string, Uint8Array>();
+
+function argKey(name: string): Uint8Array {
+  const len = name.length;
+  const slot = len === 0 ? 0 : (name.charCodeAt(0) * 3 + len * 11) & (KEY_SLOTS - 1);
+  if (slotNames[slot] === name) return slotKeys[slot]!;
+  let key = keyMap.get(name);
+  if (key === undefined) {
+    key = Buffer.from(name, 'utf8');
+    if (keyMap.size < MAX_KEYS) keyMap.set(name, key);
   }
-  if (end - start !== s.length) return false;
-  for (let i = 0; i < s.length; i++) if (buf[start + i] !== s.charCodeAt(i)) return false;
-  return true;
+  slotNames[slot] = name;
+  slotKeys[slot] = key;
+  return key;
 }
 
 /** Payloads up to this size are decoded to text in one go on the first string read. */

@@ -184,3 +184,46 @@ describe('IP text forms', () => {
     for (const bad of ['', '1.2.3', '256.1.1.1', '::1', '01.2.3.4']) expect(parseIpv4(bad)).toBeNull();
   });
 });
+
+describe('NOTIFY view caches', () => {
+  it('arg names that share a cache slot, or are built at run time, still match by bytes', () => {
+    // token_header/src collide under a simple len*7+c0 hash; a/x/'' are short and equal-length.
+    const names = ['token_header', 'src', 'prefect_ui', 'x', 'a', '', 'method', 'cookie', 'é', 'Ã©'];
+    const m = notifyOf([{ name: 'm', args: names.map((name, i) => ({ name, value: `v${i}` })) }])
+      .messages[0]!;
+    for (let round = 0; round < 3; round++) {
+      names.forEach((name, i) => {
+        expect(m.getString(name)).toBe(`v${i}`);
+        expect(m.getString([...name].join(''))).toBe(`v${i}`);
+      });
+      expect(m.has('methoD')).toBe(false);
+      expect(m.has('cookies')).toBe(false);
+    }
+  });
+
+  it('IPv4 text is right for addresses that share a cache slot', () => {
+    const ips: string[] = [];
+    for (let i = 0; i < 600; i++) ips.push(`${i & 255}.${(i * 7) & 255}.${i >> 8}.${(i * 13) & 255}`);
+    const m = notifyOf([
+      {
+        name: 'm',
+        args: ips
+          .slice(0, 255)
+          .map((ip, i) => ({ name: `a${i}`, value: { type: DataType.IPV4, value: ip } })),
+      },
+    ]).messages[0]!;
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 255; i++) expect(m.getIp(`a${i}`)).toBe(ips[i]);
+    }
+    const n = notifyOf([
+      {
+        name: 'm',
+        args: ips
+          .slice(255, 510)
+          .map((ip, i) => ({ name: `a${i}`, value: { type: DataType.IPV4, value: ip } })),
+      },
+    ]).messages[0]!;
+    for (let i = 0; i < 255; i++) expect(n.getIp(`a${i}`)).toBe(ips[255 + i]);
+    expect(m.getIp('a0')).toBe(ips[0]);
+  });
+});
