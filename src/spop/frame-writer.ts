@@ -6,44 +6,15 @@
  * slab is full a new one is allocated and only the not-yet-taken bytes move.
  */
 import type { Action } from './actions.js';
-import { DATA_FLAG_TRUE, DataType, FrameFlag, FrameType, LENGTH_PREFIX_SIZE, VarScope } from './constants.js';
+import { DATA_FLAG_TRUE, DataType, FrameFlag, FrameType, LENGTH_PREFIX_SIZE } from './constants.js';
+import { EncodedSetVar } from './encoded-action.js';
 import { typedSize, type VarValue, writeStringData, writeTyped } from './typed-data.js';
+import { checkScope, encodedVarName } from './var-name.js';
 import { writeVarintAny } from './varint.js';
 
 const DEFAULT_SLAB_SIZE = 16 * 1024;
 /** type + flags + two varints of at most 10 bytes. */
 const MAX_HEADER_SIZE = 1 + 4 + 10 + 10;
-
-const VAR_NAME_RE = /^[A-Za-z0-9._]+$/;
-const MAX_CACHED_NAMES = 4096;
-/** Var name → `<varint len><bytes>`. Names come from code, so the set is small. */
-const varNameCache = new Map<string, Buffer>();
-// Direct-mapped front cache: an identity compare of (usually internalised) literals is much
-// cheaper than a Map lookup, and a handler sets the same few names on every ACK.
-const FRONT_SIZE = 64;
-const frontKeys: (string | null)[] = new Array<string | null>(FRONT_SIZE).fill(null);
-const frontVals: Buffer[] = new Array<Buffer>(FRONT_SIZE).fill(Buffer.alloc(0));
-
-/** Encoded var name; validated once. Throws TypeError for names HAProxy cannot store. */
-export function encodedVarName(name: string): Buffer {
-  const slot = typeof name === 'string' ? (name.length * 7 + name.charCodeAt(0)) & (FRONT_SIZE - 1) : 0;
-  if (frontKeys[slot] === name) return frontVals[slot]!;
-  let b = varNameCache.get(name);
-  if (b === undefined) {
-    if (typeof name !== 'string' || !VAR_NAME_RE.test(name)) {
-      throw new TypeError(`invalid variable name ${JSON.stringify(name)}: expected [A-Za-z0-9._]+`);
-    }
-    // ASCII by the regex, so chars = bytes; one-byte length varint below 240.
-    if (name.length >= 240) throw new TypeError(`variable name too long: ${name.length} bytes`);
-    b = Buffer.allocUnsafe(1 + name.length);
-    b[0] = name.length;
-    b.write(name, 1, 'latin1');
-    if (varNameCache.size < MAX_CACHED_NAMES) varNameCache.set(name, b);
-  }
-  frontKeys[slot] = name;
-  frontVals[slot] = b;
-  return b;
-}
 
 function kvKey(name: string): Buffer {
   const n = Buffer.byteLength(name);
@@ -65,13 +36,6 @@ function copyInto(dst: Buffer, off: number, src: Uint8Array): number {
     dst.set(src, off);
   }
   return off + n;
-}
-
-function checkScope(scope: unknown): number {
-  if (typeof scope !== 'number' || (scope | 0) !== scope || scope < VarScope.PROC || scope > VarScope.RES) {
-    throw new TypeError(`invalid variable scope ${String(scope)}`);
-  }
-  return scope;
 }
 
 export class FrameWriter {
@@ -182,6 +146,12 @@ export class FrameWriter {
 
   /** Appends one SET-VAR / UNSET-VAR. */
   action(a: Action): void {
+    if (a instanceof EncodedSetVar) {
+      const bytes = a.bytes;
+      if (this.slab.length - this.pos < bytes.length) this.ensure(bytes.length);
+      this.pos = copyInto(this.slab, this.pos, bytes);
+      return;
+    }
     const name = encodedVarName(a.name);
     const scope = checkScope(a.scope);
     if (a.op === 'set') {

@@ -27,6 +27,7 @@ export {
   type FrameSpec,
   type NamedValue,
 } from './encode.js';
+export { type CacheableValue, compileSetVar, EncodedSetVar, SetVarCache } from './encoded-action.js';
 export { AgentError, HandlerTimeoutError, SpopError, SpopErrorCode } from './errors.js';
 export { FrameWriter } from './frame-writer.js';
 export { Framer } from './framer.js';
