@@ -4,7 +4,7 @@
  * so `var(txn.auth.sub) -m found` means "a subject was verified".
  */
 import type { Decision } from '../auth/decision.js';
-import { type Action, VarScope } from '../spop/index.js';
+import { type Action, SetVarCache, VarScope } from '../spop/index.js';
 
 /** Variable names (without scope and prefix). Final: haproxy.cfg and users' ACLs use them. */
 export const VAR = {
@@ -24,19 +24,28 @@ export const CLAIM_VAR_PREFIX = 'claim_';
 
 const TXN = VarScope.TXN;
 
+// Each var's SET-VAR per distinct value, encoded once: reasons, statuses, roles, tags, rules,
+// issuers and cache outcomes come from small sets, subjects repeat while their tokens are
+// cached. Encoding the six usual actions drops from ~0.5 to ~0.35 µs (bench/codec.ts).
+const ALLOW = new SetVarCache(TXN, VAR.allow);
+const STATUS = new SetVarCache(TXN, VAR.status);
+const REASON = new SetVarCache(TXN, VAR.reason);
+const SUB = new SetVarCache(TXN, VAR.sub, 4096);
+const ISS = new SetVarCache(TXN, VAR.iss);
+const ROLE = new SetVarCache(TXN, VAR.role);
+const TAG = new SetVarCache(TXN, VAR.tag);
+const RULE = new SetVarCache(TXN, VAR.rule);
+const CACHE = new SetVarCache(TXN, VAR.cache);
+
 /** Builds the ACK actions for one decision. */
 export function decisionActions(d: Decision): Action[] {
-  const out: Action[] = [
-    { op: 'set', scope: TXN, name: VAR.allow, value: d.allow },
-    { op: 'set', scope: TXN, name: VAR.status, value: d.status },
-    { op: 'set', scope: TXN, name: VAR.reason, value: d.reason },
-  ];
-  if (d.sub !== null) out.push({ op: 'set', scope: TXN, name: VAR.sub, value: d.sub });
-  if (d.iss !== null) out.push({ op: 'set', scope: TXN, name: VAR.iss, value: d.iss });
-  if (d.role !== null) out.push({ op: 'set', scope: TXN, name: VAR.role, value: d.role });
-  if (d.tag !== null) out.push({ op: 'set', scope: TXN, name: VAR.tag, value: d.tag });
-  if (d.rule !== null) out.push({ op: 'set', scope: TXN, name: VAR.rule, value: d.rule });
-  if (d.cache !== null) out.push({ op: 'set', scope: TXN, name: VAR.cache, value: d.cache });
+  const out: Action[] = [ALLOW.action(d.allow), STATUS.action(d.status), REASON.action(d.reason)];
+  if (d.sub !== null) out.push(SUB.action(d.sub));
+  if (d.iss !== null) out.push(ISS.action(d.iss));
+  if (d.role !== null) out.push(ROLE.action(d.role));
+  if (d.tag !== null) out.push(TAG.action(d.tag));
+  if (d.rule !== null) out.push(RULE.action(d.rule));
+  if (d.cache !== null) out.push(CACHE.action(d.cache));
   for (const [name, value] of d.claims) {
     // INT64 carries integers only; a fractional claim goes as its text form.
     const v = typeof value === 'number' && !Number.isSafeInteger(value) ? String(value) : value;
