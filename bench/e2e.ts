@@ -10,7 +10,11 @@
  *
  *   npm run bench:e2e -- [--runs 3] [--duration 10] [--connections 50] [--threads 1]
  *                        [--haproxy-threads <cores>] [--unique-tokens 15000] [--rows 1,2,3,4,5]
- *                        [--no-load-script] [--json]
+ *                        [--no-load-script] [--json] [--max-other 20] [--retries 3] [--quiet-wait 180]
+ *
+ * The machine may be shared: before each measurement the script waits (up to --quiet-wait s)
+ * until everything else uses less than --max-other % of a core, and measures a row again (up
+ * to --retries times) when other processes used more than that meanwhile.
  *
  * Needs haproxy (>= 2.6) and wrk; everything runs on 127.0.0.1 and is bounded in time.
  */
@@ -34,7 +38,7 @@ import { type CpuReport, CpuSampler } from './lib/cpu.js';
 import { startHaproxy } from './lib/haproxy.js';
 import { AUDIENCE, ISSUER, type Material, rs256Material } from './lib/material.js';
 import { freePort, httpGet, waitForPort } from './lib/net.js';
-import { describeMachine, findTools, loadAverage, type Machine } from './lib/tools.js';
+import { describeMachine, findTools, loadAverage, type Machine, waitQuiet } from './lib/tools.js';
 import { runWrk, type WrkResult, writeWrkScript } from './lib/wrk.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -53,6 +57,9 @@ const { values: args } = parseArgs({
     rows: { type: 'string', default: '1,2,3,4,5' },
     'no-load-script': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    'max-other': { type: 'string', default: '20' },
+    retries: { type: 'string', default: '3' },
+    'quiet-wait': { type: 'string', default: '180' },
   },
 });
 
@@ -72,8 +79,19 @@ const connections = int('connections', args.connections, 1, 5_000);
 const threads = int('threads', args.threads, 1, 64);
 const haproxyThreads = int('haproxy-threads', args['haproxy-threads'], 1, 64);
 const uniqueTokens = int('unique-tokens', args['unique-tokens'], 100, 200_000);
+const maxOther = int('max-other', args['max-other'], 0, 1_000);
+const retries = int('retries', args.retries, 0, 20);
+const quietWaitS = int('quiet-wait', args['quiet-wait'], 0, 3_600);
 const onlyRows = new Set(args.rows.split(',').map(Number));
 const log = (s: string) => process.stderr.write(`${s}\n`);
+
+/** Before each measurement: wait (bounded) for colleagues' work on this shared machine to stop. */
+async function quiet(): Promise<void> {
+  if (quietWaitS === 0) return;
+  const busy = await waitQuiet(maxOther, quietWaitS * 1000);
+  if (busy >= maxOther)
+    log(`  machine still busy (${Math.round(busy)}% of a core) after ${quietWaitS} s: measuring anyway`);
+}
 
 interface Row {
   readonly id: number;
@@ -91,6 +109,15 @@ const ROWS: readonly Row[] = [
   { id: 5, name: 'null agent (SPOP floor)', auth: 'spoe', agent: 'null', tokens: 'reuse' },
 ];
 
+interface LoadReports {
+  /** Closed loop: the agent's capacity. */
+  closed: LoadReport[];
+  /** Open loop at half the goal (75k/s). */
+  open: LoadReport[];
+  /** Open loop at half of the same run's closed-loop throughput. */
+  openHalf: LoadReport[];
+}
+
 interface Measurement {
   readonly row: number;
   readonly run: number;
@@ -98,6 +125,8 @@ interface Measurement {
   readonly cpu: CpuReport;
   /** Agent signature verifications during the run (real agent only). */
   readonly verifications: number | null;
+  /** 1 + the times it was measured again because other processes disturbed it. */
+  readonly attempts: number;
 }
 
 interface NullAgent {
@@ -208,7 +237,7 @@ async function main(): Promise<number> {
   let metricsPort = 0;
   const results: Measurement[] = [];
   const sanityNotes = new Map<number, string>();
-  const loadReports: { closed: LoadReport[]; open: LoadReport[] } = { closed: [], open: [] };
+  const loadReports: LoadReports = { closed: [], open: [], openHalf: [] };
   try {
     if (rows.some((r) => r.agent === 'real')) {
       metricsPort = await freePort();
@@ -253,29 +282,38 @@ async function main(): Promise<number> {
           sanityNotes.set(row.id, note);
           const tokenFile = row.tokens === 'reuse' ? material.reuseFile : material.uniqueFile;
           const wrkBase = { bin: tools.wrk.bin, script, port, path: PATH, tokenFile, threads, connections };
-          if (warmupS > 0) await runWrk({ ...wrkBase, durationS: warmupS });
-          const pids: Record<string, number> = { haproxy: hap.pid };
-          if (row.agent === 'real') pids.agent = agent!.pid;
-          if (row.agent === 'null') pids.agent = nullAgent!.pid;
-          const sampler = new CpuSampler(pids);
-          const before = row.agent === 'real' ? await verifications(metricsPort) : null;
-          sampler.start();
-          const wrk = await runWrk({ ...wrkBase, durationS, onStart: (pid) => sampler.add('wrk', pid) });
-          const cpu = sampler.stop();
-          const after = row.agent === 'real' ? await verifications(metricsPort) : null;
-          if (wrk.non2xx > 0 || wrk.socketErrors > 0) {
-            throw new Error(
-              `row ${row.id}: ${wrk.non2xx} non-2xx responses, ${wrk.socketErrors} socket errors`,
+          for (let attempt = 1; ; attempt++) {
+            await quiet();
+            if (warmupS > 0) await runWrk({ ...wrkBase, durationS: warmupS });
+            const pids: Record<string, number> = { haproxy: hap.pid };
+            if (row.agent === 'real') pids.agent = agent!.pid;
+            if (row.agent === 'null') pids.agent = nullAgent!.pid;
+            const sampler = new CpuSampler(pids);
+            const before = row.agent === 'real' ? await verifications(metricsPort) : null;
+            sampler.start();
+            const wrk = await runWrk({ ...wrkBase, durationS, onStart: (pid) => sampler.add('wrk', pid) });
+            const cpu = sampler.stop();
+            const after = row.agent === 'real' ? await verifications(metricsPort) : null;
+            if (wrk.non2xx > 0 || wrk.socketErrors > 0) {
+              throw new Error(
+                `row ${row.id}: ${wrk.non2xx} non-2xx responses, ${wrk.socketErrors} socket errors`,
+              );
+            }
+            const v = before === null || after === null ? null : after - before;
+            const p = cpu.processes;
+            const other = otherCpu(cpu);
+            log(
+              `run ${run} row ${row.id} ${row.name.padEnd(38)} ${fmtInt(wrk.rps).padStart(8)} req/s  ` +
+                `p99 ${fmtMs(wrk.latency.p99)} ms  cpu haproxy ${p.haproxy ?? '-'}% agent ${p.agent ?? '-'}% ` +
+                `wrk ${p.wrk ?? '-'}% other ${other ?? '-'}%${v === null ? '' : `  verifications ${fmtInt(v)}`}`,
             );
+            if (other !== null && other > maxOther && attempt <= retries) {
+              log(`  other processes used ${other}% of a core (> ${maxOther}%): measuring again`);
+              continue;
+            }
+            results.push({ row: row.id, run, wrk, cpu, verifications: v, attempts: attempt });
+            break;
           }
-          const v = before === null || after === null ? null : after - before;
-          results.push({ row: row.id, run, wrk, cpu, verifications: v });
-          const p = cpu.processes;
-          log(
-            `run ${run} row ${row.id} ${row.name.padEnd(38)} ${fmtInt(wrk.rps).padStart(8)} req/s  ` +
-              `p99 ${fmtMs(wrk.latency.p99)} ms  cpu haproxy ${p.haproxy ?? '-'}% agent ${p.agent ?? '-'}% ` +
-              `wrk ${p.wrk ?? '-'}% other ${otherCpu(cpu) ?? '-'}%${v === null ? '' : `  verifications ${fmtInt(v)}`}`,
-          );
         } finally {
           await hap.stop();
         }
@@ -287,18 +325,35 @@ async function main(): Promise<number> {
   }
 
   if (!args['no-load-script']) {
+    const base = { 'spawn-agent': true, warmup: '2', duration: String(durationS), quiet: true };
+    const measureLoad = async (label: string, values: Record<string, string | boolean>) => {
+      for (let attempt = 1; ; attempt++) {
+        await quiet();
+        const r = await runLoadTest(parseLoadOptions({ ...base, ...values }));
+        log(
+          `${label}: ${fmtInt(r.throughput)} decisions/s, p99 ${fmtMs(r.latencyUs?.p99 ?? 0)} ms, ` +
+            `agent CPU ${r.agent.cpuPercent}%, errors ${r.errors.total}, other ${r.machine.otherPercent}%`,
+        );
+        if ((r.machine.otherPercent ?? 0) > maxOther && attempt <= retries) {
+          log(`  other processes used ${r.machine.otherPercent}% of a core: measuring again`);
+          continue;
+        }
+        return r;
+      }
+    };
     for (let run = 1; run <= runs; run++) {
-      const base = { 'spawn-agent': true, warmup: '2', duration: String(durationS), quiet: true };
-      const closed = await runLoadTest(parseLoadOptions(base));
+      const closed = await measureLoad(`run ${run} load script, closed loop`, {});
       loadReports.closed.push(closed);
-      log(
-        `run ${run} load script, closed loop: ${fmtInt(closed.throughput)} decisions/s, agent CPU ${closed.agent.cpuPercent}%`,
+      loadReports.open.push(
+        await measureLoad(`run ${run} load script, open loop ${fmtInt(GOAL_DECISIONS / 2)}/s`, {
+          rate: String(GOAL_DECISIONS / 2),
+        }),
       );
-      const open = await runLoadTest(parseLoadOptions({ ...base, rate: String(GOAL_DECISIONS / 2) }));
-      loadReports.open.push(open);
-      log(
-        `run ${run} load script, open loop ${fmtInt(GOAL_DECISIONS / 2)}/s: p99 ${fmtMs(open.latencyUs?.p99 ?? 0)} ms, ` +
-          `${fmtInt(open.throughput)} decisions/s, agent CPU ${open.agent.cpuPercent}%`,
+      const half = Math.max(1_000, Math.round(closed.throughput / 2 / 1_000) * 1_000);
+      loadReports.openHalf.push(
+        await measureLoad(`run ${run} load script, open loop ${fmtInt(half)}/s (half the closed-loop rate)`, {
+          rate: String(half),
+        }),
       );
     }
   }
@@ -357,7 +412,7 @@ interface RowSummary {
 function summarize(
   rows: readonly Row[],
   results: readonly Measurement[],
-  load: { closed: LoadReport[]; open: LoadReport[] },
+  load: LoadReports,
   machine: Machine,
   sanityNotes: Map<number, string>,
 ) {
@@ -394,14 +449,22 @@ function summarize(
   }));
   const ratio = (a: number, b: number) => (rps.has(a) && rps.has(b) ? rps.get(a)! / rps.get(b)! : null);
   const closed = load.closed.length > 0 ? median(load.closed.map((r) => r.throughput)) : null;
-  const openP99 =
-    load.open.length > 0 ? median(load.open.map((r) => r.latencyUs?.p99 ?? Number.POSITIVE_INFINITY)) : null;
+  const p99Of = (rs: LoadReport[]) =>
+    rs.length > 0 ? median(rs.map((r) => r.latencyUs?.p99 ?? Number.POSITIVE_INFINITY)) : null;
+  const openP99 = p99Of(load.open);
+  const openHalfP99 = p99Of(load.openHalf);
   const goals = [
     { goal: 'row 3 >= 1.4x row 2', value: ratio(3, 2), target: 1.4 },
     { goal: 'row 3 >= 0.95x row 5', value: ratio(3, 5), target: 0.95 },
     { goal: 'row 4 >= 0.8x row 2', value: ratio(4, 2), target: 0.8 },
     { goal: 'load script: >= 150k decisions/s', value: closed, target: GOAL_DECISIONS },
     { goal: 'load script: p99 < 2 ms at 75k/s', value: openP99, target: 2_000, below: true },
+    {
+      goal: 'load script: p99 < 2 ms at half the measured capacity',
+      value: openHalfP99,
+      target: 2_000,
+      below: true,
+    },
   ].map((g) => ({
     ...g,
     met: g.value === null ? null : g.below === true ? g.value < g.target : g.value >= g.target,
@@ -409,11 +472,7 @@ function summarize(
   return { table, goals, machineCores: machine.cores };
 }
 
-function render(
-  s: ReturnType<typeof summarize>,
-  m: Machine,
-  load: { closed: LoadReport[]; open: LoadReport[] },
-): string {
+function render(s: ReturnType<typeof summarize>, m: Machine, load: LoadReports): string {
   const lines: string[] = [];
   lines.push(
     '',
@@ -444,6 +503,7 @@ function render(
     lines.push('', 'Agent alone, load script (reused ES256 dev token, 4 connections x 20 in flight):');
     lines.push(formatReport(load.closed[load.closed.length >> 1]!).replace(/^/gm, '  '));
     lines.push(formatReport(load.open[load.open.length >> 1]!).replace(/^/gm, '  '));
+    lines.push(formatReport(load.openHalf[load.openHalf.length >> 1]!).replace(/^/gm, '  '));
   }
   lines.push('Goals:');
   for (const g of s.goals) {

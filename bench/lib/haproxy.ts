@@ -4,6 +4,11 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { waitForPort } from './net.js';
 
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
 export interface RunningHaproxy {
   readonly pid: number;
   readonly cfgPath: string;
@@ -44,10 +49,11 @@ export async function startHaproxy(
   const exit = new Promise<void>((resolve) => {
     child.once('exit', () => {
       exited = true;
+      live.delete(child);
       resolve();
     });
   });
-  process.once('exit', () => child.kill('SIGKILL'));
+  live.add(child);
   await waitForPort(port, () => (exited ? new Error(`haproxy exited:\n${out}`) : undefined));
   return {
     pid: child.pid!,

@@ -3,6 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { machinePercent, readMachine } from '../../src/load/index.js';
 
 export interface Tool {
   readonly bin: string;
@@ -85,5 +87,20 @@ export function loadAverage(): number {
     return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
   } catch {
     return Number.NaN;
+  }
+}
+
+/**
+ * Waits until the machine is quiet: a 2-second window in which all processes together used
+ * less than `maxBusyPercent` of one core. Gives up after `maxWaitMs`; resolves with the last
+ * window's figure (the caller reports it).
+ */
+export async function waitQuiet(maxBusyPercent: number, maxWaitMs: number): Promise<number> {
+  const deadline = Date.now() + maxWaitMs;
+  for (;;) {
+    const a = readMachine();
+    await sleep(2_000);
+    const busy = machinePercent(a, readMachine(), cpus().length) ?? 0;
+    if (busy < maxBusyPercent || Date.now() > deadline) return busy;
   }
 }

@@ -51,8 +51,8 @@ export class Pending {
 export interface ConnectionEvents {
   /** An ACK for `p`; `r` holds the decoded decision. `nowMs` is the arrival time of the chunk. */
   ack(conn: LoadConnection, p: Pending, r: AckReader, nowMs: number): void;
-  /** An ACK whose stream-id is not in flight. */
-  unknownAck(conn: LoadConnection, r: AckReader): void;
+  /** An ACK whose stream-id is not in flight (`late`: it had timed out already). */
+  unknownAck(conn: LoadConnection, r: AckReader, late: boolean): void;
   /** A protocol violation, AGENT-DISCONNECT, or close; the connection is dead afterwards. */
   failed(conn: LoadConnection, kind: 'protocol' | 'disconnect', message: string): void;
   /** After every chunk of ACKs has been processed: the moment to send more. */
@@ -72,11 +72,14 @@ export class GlobalStreamIds {
 
 const HELLO_TIMEOUT_MS = 5_000;
 const CLOSE_WAIT_MS = 1_000;
+const MAX_EXPIRED_REMEMBERED = 100_000;
 
 export class LoadConnection {
   readonly index: number;
   /** NOTIFYs in flight by stream-id; insertion order = send order (timeouts scan from the front). */
   readonly pending = new Map<number, Pending>();
+  /** Stream-ids that timed out, so a late ACK is told apart from a wrong one (bounded). */
+  private readonly expired = new Set<number>();
   /** Pipelining as negotiated: the agent may refuse it (then 1). */
   pipeline: number;
   /** Open and past HELLO. */
@@ -225,7 +228,10 @@ export class LoadConnection {
       if (p.sentMs > cutoffMs) break;
       out.push(p);
     }
-    for (const p of out) this.pending.delete(p.streamId);
+    for (const p of out) {
+      this.pending.delete(p.streamId);
+      if (this.expired.size < MAX_EXPIRED_REMEMBERED) this.expired.add(p.streamId);
+    }
     return out;
   }
 
@@ -275,7 +281,7 @@ export class LoadConnection {
         if (r.type === FrameType.ACK) {
           const p = this.pending.get(r.streamId);
           if (p === undefined) {
-            this.events.unknownAck(this, r);
+            this.events.unknownAck(this, r, this.expired.delete(r.streamId));
             continue;
           }
           if (r.frameId !== p.frameId) {

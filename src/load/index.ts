@@ -226,6 +226,7 @@ async function measure(
       timeouts: s.timeouts,
       lost: s.lost,
       unknownAcks: s.unknownAcks,
+      lateAcks: s.lateAcks,
       protocol: s.protocolErrors,
       disconnects: s.disconnects,
       warmup: s.warmupErrors,

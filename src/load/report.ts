@@ -61,6 +61,8 @@ export interface LoadReport {
     readonly timeouts: number;
     readonly lost: number;
     readonly unknownAcks: number;
+    /** Not an error: ACKs of requests already counted as timeouts. */
+    readonly lateAcks: number;
     readonly protocol: number;
     readonly disconnects: number;
     readonly warmup: number;
@@ -126,7 +128,8 @@ export function formatReport(r: LoadReport): string {
       (e.total > 0
         ? ` (mismatches ${n(e.mismatches)}, timeouts ${n(e.timeouts)}, lost ${n(e.lost)}, unknown ACKs ${n(e.unknownAcks)}, protocol ${n(e.protocol)}, disconnects ${n(e.disconnects)})`
         : '') +
-      (e.warmup > 0 ? `; ${n(e.warmup)} during warm-up` : ''),
+      (e.warmup > 0 ? `; ${n(e.warmup)} during warm-up` : '') +
+      (e.lateAcks > 0 ? `; ${n(e.lateAcks)} ACKs arrived after their timeout` : ''),
   );
   for (const [k, v] of Object.entries(r.mismatchKinds)) lines.push(`  mismatch ${k}: ${n(v)}`);
   for (const m of r.errorSamples) lines.push(`  ${m}`);
@@ -134,7 +137,13 @@ export function formatReport(r: LoadReport): string {
     lines.push(`WARNING    ${n(r.unsent)} requests due were never sent: the target rate was not reached`);
   }
   if (r.agent.spawned) {
-    const cpu = r.agent.cpuPercent === null ? '-' : `${r.agent.cpuPercent.toFixed(0)}% of one core`;
+    const cpu =
+      r.agent.cpuPercent === null
+        ? '-'
+        : `${r.agent.cpuPercent.toFixed(0)}% of one core` +
+          (r.throughput > 0
+            ? ` (${((r.agent.cpuPercent * 10_000) / r.throughput).toFixed(1)} µs per decision)`
+            : '');
     const rss =
       r.agent.rssMb === null
         ? '-'

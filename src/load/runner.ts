@@ -176,10 +176,16 @@ export class Runner implements ConnectionEvents {
     this.stats.record(latencyMicros(p.intendedMs, nowMs), r.allow === 1, reason, r.cache, nowMs);
   }
 
-  unknownAck(_conn: LoadConnection, r: AckReader): void {
+  unknownAck(_conn: LoadConnection, r: AckReader, late: boolean): void {
+    this.answered++;
+    if (late) {
+      // Already counted as a timeout.
+      this.stats.lateAcks++;
+      return;
+    }
     if (this.phase === 'warmup') this.stats.warmupErrors++;
     else this.stats.unknownAcks++;
-    this.stats.sample(`ACK for stream-id ${r.streamId} not in flight (late or wrong id)`);
+    this.stats.sample(`ACK for stream-id ${r.streamId}, which is not in flight (wrong id)`);
   }
 
   failed(conn: LoadConnection, kind: 'protocol' | 'disconnect', message: string): void {
@@ -350,7 +356,11 @@ export class Runner implements ConnectionEvents {
       for (const p of c.expire(cutoff)) {
         if (p.measured) this.stats.timeouts++;
         else this.stats.warmupErrors++;
-        this.stats.sample(`no ACK for stream-id ${p.streamId} within ${this.o.timeoutMs} ms`);
+        if (this.stats.timeouts + this.stats.warmupErrors === 1) {
+          this.stats.sample(
+            `no ACK for stream-id ${p.streamId} within ${this.o.timeoutMs} ms (first timeout)`,
+          );
+        }
       }
     }
     if (this.phase === 'drain') {

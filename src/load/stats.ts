@@ -29,8 +29,10 @@ export class LoadStats {
   timeouts = 0;
   /** In flight on a connection that closed or failed. */
   lost = 0;
-  /** ACK for no NOTIFY in flight (late after a timeout, or a wrong stream-id). */
+  /** ACK for no NOTIFY in flight that never timed out (a wrong stream-id). */
   unknownAcks = 0;
+  /** ACKs that came after their NOTIFY had timed out (not errors twice: see `timeouts`). */
+  lateAcks = 0;
   /** Malformed frames, wrong frame-id, unexpected frame types. */
   protocolErrors = 0;
   /** AGENT-DISCONNECT frames received, and connections closed by the agent. */

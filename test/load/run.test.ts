@@ -62,6 +62,7 @@ describe('load generator against the real agent (in process, dev issuer)', () =>
       timeouts: 0,
       lost: 0,
       unknownAcks: 0,
+      lateAcks: 0,
       protocol: 0,
       disconnects: 0,
       warmup: 0,
@@ -139,6 +140,22 @@ describe('load generator against broken agents', () => {
     expect(r.errors.timeouts).toBe(40);
     expect(r.errors.total).toBe(40);
     await server.close({ deadlineMs: 100 });
+  });
+
+  it('an ACK after its timeout is a timeout once, not also a wrong ACK', async () => {
+    const allow: Action[] = [{ op: 'set', scope: VarScope.TXN, name: 'allow', value: true }];
+    const server = new SpopServer({
+      handler: () => new Promise<Action[]>((resolve) => setTimeout(() => resolve(allow), 160)),
+    });
+    servers.push(server);
+    const { port } = await server.listen(0, '127.0.0.1');
+    const r = await runLoadTest(
+      options({ requests: '30', connections: '1', pipeline: '10', timeout: '100' }, port),
+    );
+    expect(r.errors.timeouts).toBe(30);
+    expect(r.errors.lateAcks).toBeGreaterThanOrEqual(10);
+    expect(r.errors.unknownAcks).toBe(0);
+    expect(r.errors.total).toBe(30);
   });
 
   it('an ACK with the wrong frame-id is a protocol error; what was in flight is lost', async () => {
