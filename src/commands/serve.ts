@@ -64,6 +64,8 @@ async function runWorker(values: CliValues, config: AgentConfig, logger: Logger)
       runtime.close(STOP_DEADLINE_MS).then(
         () => {
           logger.info('stopped');
+          // A cluster worker's IPC channel would keep it alive: let go of it once drained.
+          if (cluster.isWorker && process.connected) process.disconnect();
           resolve(0);
         },
         (err: unknown) => {
