@@ -8,7 +8,7 @@
  * Then the agent alone with the load script (reused token): closed-loop throughput, and
  * open-loop latency at half the goal rate.
  *
- *   npm run bench:e2e -- [--runs 3] [--duration 10] [--connections 50] [--threads 1]
+ *   npm run bench:e2e -- [--runs 3] [--duration 10] [--connections 200] [--threads 1]
  *                        [--haproxy-threads <cores>] [--unique-tokens 15000] [--rows 1,2,3,4,5]
  *                        [--no-load-script] [--json] [--max-other 20] [--retries 3] [--quiet-wait 180]
  *
@@ -50,7 +50,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '3' },
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '2' },
-    connections: { type: 'string', default: '50' },
+    connections: { type: 'string', default: '200' },
     threads: { type: 'string', default: '1' },
     'haproxy-threads': { type: 'string', default: String(cpus().length) },
     'unique-tokens': { type: 'string', default: '15000' },
@@ -424,6 +424,17 @@ function summarize(
     return xs.length === 0 ? null : median(xs);
   };
   const rps = new Map(rows.map((r) => [r.id, med(r.id, (m) => m.wrk.rps) ?? 0]));
+  // Ratios: the median of each run's ratio. The rows of one run are measured within minutes of
+  // each other, so a run's ratio is less exposed to the machine's drift than a ratio of medians.
+  const ratio = (a: number, b: number): number | null => {
+    const per: number[] = [];
+    for (let run = 1; run <= runs; run++) {
+      const x = results.find((m) => m.row === a && m.run === run);
+      const y = results.find((m) => m.row === b && m.run === run);
+      if (x !== undefined && y !== undefined) per.push(x.wrk.rps / y.wrk.rps);
+    }
+    return per.length === 0 ? null : median(per);
+  };
   const table: RowSummary[] = rows.map((r) => ({
     id: r.id,
     name: r.name,
@@ -432,8 +443,8 @@ function summarize(
     p90: med(r.id, (m) => m.wrk.latency.p90)!,
     p99: med(r.id, (m) => m.wrk.latency.p99)!,
     p999: med(r.id, (m) => m.wrk.latency.p999)!,
-    vs1: rps.has(1) ? rps.get(r.id)! / rps.get(1)! : null,
-    vs2: rps.has(2) ? rps.get(r.id)! / rps.get(2)! : null,
+    vs1: ratio(r.id, 1),
+    vs2: ratio(r.id, 2),
     cpu: {
       haproxy: med(r.id, (m) => m.cpu.processes.haproxy ?? null),
       agent: med(r.id, (m) => m.cpu.processes.agent ?? null),
@@ -447,7 +458,6 @@ function summarize(
     runsRps: results.filter((m) => m.row === r.id).map((m) => Math.round(m.wrk.rps)),
     sanity: sanityNotes.get(r.id) ?? '',
   }));
-  const ratio = (a: number, b: number) => (rps.has(a) && rps.has(b) ? rps.get(a)! / rps.get(b)! : null);
   const closed = load.closed.length > 0 ? median(load.closed.map((r) => r.throughput)) : null;
   const p99Of = (rs: LoadReport[]) =>
     rs.length > 0 ? median(rs.map((r) => r.latencyUs?.p99 ?? Number.POSITIVE_INFINITY)) : null;
@@ -476,7 +486,7 @@ function render(s: ReturnType<typeof summarize>, m: Machine, load: LoadReports):
   const lines: string[] = [];
   lines.push(
     '',
-    `End-to-end, ${runs} run(s) x ${durationS} s per row, medians. wrk -t${threads} -c${connections}, ` +
+    `End-to-end, ${runs} run(s) x ${durationS} s per row, medians (ratios: median of the per-run ratios). wrk -t${threads} -c${connections}, ` +
       `HAProxy ${m.haproxy} nbthread ${haproxyThreads}, ${m.cores} cores (${m.cpuModel}), Node ${m.node}`,
     '',
     '| row | setup | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | vs row 1 | vs row 2 | CPU % haproxy / agent / wrk / other |',
