@@ -116,6 +116,8 @@ interface LoadReports {
   open: LoadReport[];
   /** Open loop at half of the same run's closed-loop throughput. */
   openHalf: LoadReport[];
+  /** The null agent (SPOP alone), closed loop: the floor the real agent is compared with. */
+  nullClosed: LoadReport[];
 }
 
 interface Measurement {
@@ -237,7 +239,7 @@ async function main(): Promise<number> {
   let metricsPort = 0;
   const results: Measurement[] = [];
   const sanityNotes = new Map<number, string>();
-  const loadReports: LoadReports = { closed: [], open: [], openHalf: [] };
+  const loadReports: LoadReports = { closed: [], open: [], openHalf: [], nullClosed: [] };
   try {
     if (rows.some((r) => r.agent === 'real')) {
       metricsPort = await freePort();
@@ -326,10 +328,21 @@ async function main(): Promise<number> {
 
   if (!args['no-load-script']) {
     const base = { 'spawn-agent': true, warmup: '2', duration: String(durationS), quiet: true };
-    const measureLoad = async (label: string, values: Record<string, string | boolean>) => {
+    const measureLoad = async (
+      label: string,
+      values: Record<string, string | boolean>,
+      external?: { port: number; pid: number },
+    ) => {
       for (let attempt = 1; ; attempt++) {
         await quiet();
-        const r = await runLoadTest(parseLoadOptions({ ...base, ...values }));
+        const o = parseLoadOptions({ ...base, ...values });
+        const r =
+          external === undefined
+            ? await runLoadTest(o)
+            : await runLoadTest(
+                { ...o, spawnAgent: false, target: { kind: 'tcp', host: '127.0.0.1', port: external.port } },
+                { agentPid: external.pid },
+              );
         log(
           `${label}: ${fmtInt(r.throughput)} decisions/s, p99 ${fmtMs(r.latencyUs?.p99 ?? 0)} ms, ` +
             `agent CPU ${r.agent.cpuPercent}%, errors ${r.errors.total}, other ${r.machine.otherPercent}%`,
@@ -349,6 +362,14 @@ async function main(): Promise<number> {
           rate: String(GOAL_DECISIONS / 2),
         }),
       );
+      const floor = await startNullAgent();
+      try {
+        loadReports.nullClosed.push(
+          await measureLoad(`run ${run} load script, null agent, closed loop`, {}, floor),
+        );
+      } finally {
+        await floor.stop();
+      }
       const half = Math.max(1_000, Math.round(closed.throughput / 2 / 1_000) * 1_000);
       loadReports.openHalf.push(
         await measureLoad(`run ${run} load script, open loop ${fmtInt(half)}/s (half the closed-loop rate)`, {
@@ -511,9 +532,17 @@ function render(s: ReturnType<typeof summarize>, m: Machine, load: LoadReports):
   }
   if (load.closed.length > 0) {
     lines.push('', 'Agent alone, load script (reused ES256 dev token, 4 connections x 20 in flight):');
-    lines.push(formatReport(load.closed[load.closed.length >> 1]!).replace(/^/gm, '  '));
-    lines.push(formatReport(load.open[load.open.length >> 1]!).replace(/^/gm, '  '));
-    lines.push(formatReport(load.openHalf[load.openHalf.length >> 1]!).replace(/^/gm, '  '));
+    // The run with the median figure (throughput for closed loop, p99 for open loop).
+    const pick = (rs: LoadReport[], key: (r: LoadReport) => number) =>
+      formatReport([...rs].sort((a, b) => key(a) - key(b))[rs.length >> 1]!).replace(/^/gm, '  ');
+    const p99 = (r: LoadReport) => r.latencyUs?.p99 ?? Number.POSITIVE_INFINITY;
+    lines.push(
+      pick(load.closed, (r) => r.throughput),
+      pick(load.open, p99),
+      pick(load.openHalf, p99),
+    );
+    lines.push('Null agent alone (SPOP floor), load script, closed loop:');
+    lines.push(pick(load.nullClosed, (r) => r.throughput));
   }
   lines.push('Goals:');
   for (const g of s.goals) {

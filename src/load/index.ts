@@ -8,7 +8,14 @@ import { join } from 'node:path';
 import { type SpawnedAgent, spawnAgent } from './agent-process.js';
 import { issuerFor, type TokenIssuer } from './issuer.js';
 import type { LoadOptions } from './options.js';
-import { cpuPercent, type MachineSample, machinePercent, type ProcSample, readMachine } from './proc.js';
+import {
+  cpuPercent,
+  type MachineSample,
+  machinePercent,
+  type ProcSample,
+  readMachine,
+  readProc,
+} from './proc.js';
 import { formatMicros, type LoadReport, summarize } from './report.js';
 import { Runner, type TickInfo } from './runner.js';
 import { formatTarget, type Target } from './target.js';
@@ -32,6 +39,8 @@ export { buildTokens, type TokenSet } from './tokens.js';
 export interface LoadIo {
   /** Progress and notices (a line without newline); default: nothing. */
   readonly log?: (line: string) => void;
+  /** An agent started elsewhere (same machine) whose CPU and RSS to report, by pid. */
+  readonly agentPid?: number;
 }
 
 /** Requests a run may send, to size a `unique` token pool; null when only closed-loop time bounds it. */
@@ -113,7 +122,12 @@ export async function runLoadTest(o: LoadOptions, io: LoadIo = {}): Promise<Load
       log(`agent started: pid ${agent.pid}, ${formatTarget(target)}`);
     }
     await runner.connect(target);
-    return await measure(o, runner, tokens, target, agent, log);
+    const watched: Watched | null =
+      agent ??
+      (io.agentPid === undefined
+        ? null
+        : { pid: io.agentPid, command: null, sample: () => readProc(io.agentPid!) });
+    return await measure(o, runner, tokens, target, watched, agent !== null, log);
   } finally {
     runner.destroy();
     if (agent !== null) await agent.stop();
@@ -121,12 +135,20 @@ export async function runLoadTest(o: LoadOptions, io: LoadIo = {}): Promise<Load
   }
 }
 
+/** The agent whose CPU is sampled: spawned by us, or given by pid. */
+interface Watched {
+  readonly pid: number;
+  readonly command: string | null;
+  sample(): ProcSample | null;
+}
+
 async function measure(
   o: LoadOptions,
   runner: Runner,
   tokens: TokenSet,
   target: Target,
-  agent: SpawnedAgent | null,
+  agent: Watched | null,
+  spawned: boolean,
   log: (line: string) => void,
 ): Promise<LoadReport> {
   let agentFrom: ProcSample | null = null;
@@ -181,7 +203,7 @@ async function measure(
   return {
     target: formatTarget(target),
     agent: {
-      spawned: agent !== null,
+      spawned,
       pid: agent?.pid ?? null,
       command: agent?.command ?? null,
       cpuPercent: agentCpu === null ? null : Math.round(agentCpu * 10) / 10,

@@ -106,7 +106,7 @@ export function formatReport(r: LoadReport): string {
   const lines: string[] = [];
   const loop = s.loop === 'open' ? `open loop at ${n(s.rate ?? 0)}/s` : 'closed loop (as fast as possible)';
   lines.push(
-    `target     ${r.target}${r.agent.spawned ? ` (spawned agent, pid ${r.agent.pid})` : ''}`,
+    `target     ${r.target}${r.agent.spawned ? ` (spawned agent, pid ${r.agent.pid})` : r.agent.pid !== null ? ` (agent pid ${r.agent.pid})` : ''}`,
     `load       ${s.connections} connections x ${s.pipeline} in flight, ${loop}, ids like HAProxy ${s.ids}`,
     `tokens     ${s.tokens}${s.invalidShare > 0 ? `; invalid share ${s.invalidShare}` : ''}`,
     `measured   ${r.elapsedS.toFixed(2)} s after ${s.warmupS} s warm-up`,
@@ -136,7 +136,7 @@ export function formatReport(r: LoadReport): string {
   if (r.unsent > 0) {
     lines.push(`WARNING    ${n(r.unsent)} requests due were never sent: the target rate was not reached`);
   }
-  if (r.agent.spawned) {
+  if (r.agent.pid !== null) {
     const cpu =
       r.agent.cpuPercent === null
         ? '-'
