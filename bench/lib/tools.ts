@@ -40,8 +40,20 @@ function versionOf(bin: string, args: string[], re: RegExp): string {
 /** HAProxy (HAPROXY_BIN, PATH, /usr/sbin) and wrk, or what is missing and how to get it. */
 export function findTools(): { haproxy: Tool | null; wrk: Tool | null; missing: string[] } {
   const missing: string[] = [];
-  const hapBin = process.env.HAPROXY_BIN ?? which('haproxy', ['/usr/sbin', '/usr/local/sbin']);
-  const wrkBin = process.env.WRK_BIN ?? which('wrk', []);
+  const fromEnv = (name: string): string | null | undefined => {
+    const v = process.env[name];
+    if (v === undefined) return undefined;
+    try {
+      accessSync(v, constants.X_OK);
+      return v;
+    } catch {
+      return null;
+    }
+  };
+  const hapEnv = fromEnv('HAPROXY_BIN');
+  const wrkEnv = fromEnv('WRK_BIN');
+  const hapBin = hapEnv === undefined ? which('haproxy', ['/usr/sbin', '/usr/local/sbin']) : hapEnv;
+  const wrkBin = wrkEnv === undefined ? which('wrk', []) : wrkEnv;
   const haproxy =
     hapBin === null ? null : { bin: hapBin, version: versionOf(hapBin, ['-v'], /HA-?Proxy version (\S+)/) };
   const wrk = wrkBin === null ? null : { bin: wrkBin, version: versionOf(wrkBin, ['-v'], /wrk (\S+)/) };
