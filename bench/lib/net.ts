@@ -1,24 +1,10 @@
 /** Loopback helpers: free ports, waiting for a listener, one HTTP request. */
 import { request } from 'node:http';
-import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-export { freePort } from '../../src/load/agent-process.js';
+import { accepts } from '../../src/load/agent-process.js';
 
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    const done = (ok: boolean) => {
-      s.removeAllListeners();
-      s.on('error', () => {});
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(500, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
+export { freePort } from '../../src/load/agent-process.js';
 
 /** Resolves once 127.0.0.1:port accepts; rejects after 15 s or when `abort()` returns an error. */
 export async function waitForPort(port: number, abort: () => Error | undefined): Promise<void> {

@@ -63,7 +63,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-function accepts(port: number): Promise<boolean> {
+/** True when 127.0.0.1:port accepts a TCP connection within 500 ms. */
+export function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1');
     const done = (ok: boolean) => {
