@@ -4,6 +4,7 @@
  * so `var(txn.auth.sub) -m found` means "a subject was verified".
  */
 import type { Decision } from '../auth/decision.js';
+import { CLAIM_VAR_PREFIX } from '../auth/var-names.js';
 import { type Action, SetVarCache, VarScope } from '../spop/index.js';
 
 /** Variable names (without scope and prefix). Final: haproxy.cfg and users' ACLs use them. */
@@ -18,9 +19,6 @@ export const VAR = {
   rule: 'rule',
   cache: 'cache',
 } as const;
-
-/** Prefix of forwarded-claim variables: `claim_<name>`. */
-export const CLAIM_VAR_PREFIX = 'claim_';
 
 const TXN = VarScope.TXN;
 

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ARG, AUTHORIZE_MESSAGE } from '../agent/request.js';
-import { oversizedVarNames, VAR_PREFIX_MAX_CHARS } from '../auth/index.js';
+import { CLAIM_VAR_PREFIX, oversizedVarNames, VAR_PREFIX_MAX_CHARS } from '../auth/index.js';
 
 export interface SpoeCheck {
   readonly errors: string[];
@@ -95,7 +95,7 @@ export function checkSpoeText(text: string, claimNames: readonly string[]): Spoe
     errors.push(`variable ${full} is longer than 63 bytes: HAProxy would drop it (shorten var-prefix)`);
   }
   if (registered !== null) {
-    const needed = ['allow', 'status', 'reason', ...claimNames.map((c) => `claim_${c}`)];
+    const needed = ['allow', 'status', 'reason', ...claimNames.map((c) => `${CLAIM_VAR_PREFIX}${c}`)];
     for (const n of needed) if (!registered.includes(n)) errors.push(`register-var-names lacks ${n}`);
   }
   return { errors, warnings };
