@@ -254,16 +254,7 @@ export class AuthzEngine {
 
   private anonymous(req: AuthzRequest, path: string, trace: string[] | null, verbose = false): Decision {
     const policy = this.policy;
-    const ctx = newMatchContext(
-      req.method,
-      pathSegments(path),
-      req.query,
-      req.host,
-      req.src,
-      req.prefectUi === true,
-      null,
-      0,
-    );
+    const ctx = requestContext(req, path, null, 0);
     const rule = trace ? policy.matchTraced(ctx, trace, verbose) : policy.match(ctx);
     if (rule === null) return denial('missing_token', null, null);
     const reason: Reason = rule.effect === 'allow' ? 'ok' : 'forbidden';
@@ -299,16 +290,7 @@ export class AuthzEngine {
         `policy roles: held [${names(identity.directMask)}], effective [${names(identity.effectiveMask)}]`,
       );
     }
-    const ctx = newMatchContext(
-      req.method,
-      pathSegments(path),
-      req.query,
-      req.host,
-      req.src,
-      req.prefectUi === true,
-      identity.claims,
-      identity.effectiveMask,
-    );
+    const ctx = requestContext(req, path, identity.claims, identity.effectiveMask);
     const rule = trace ? policy.matchTraced(ctx, trace, verbose) : policy.match(ctx);
     const allow = rule !== null && rule.effect === 'allow';
     const role = allow
@@ -358,4 +340,23 @@ function checkRoleTargets(config: AuthzConfig, policy: CompiledPolicy): void {
     const summary = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
     throw new AuthError('config_invalid', `invalid authorization config: ${summary}`, { issues });
   }
+}
+
+/** The rule-matching context of a request: the same for anonymous and verified requests but for identity. */
+function requestContext(
+  req: AuthzRequest,
+  path: string,
+  claims: Parameters<typeof newMatchContext>[6],
+  roleMask: number,
+): ReturnType<typeof newMatchContext> {
+  return newMatchContext(
+    req.method,
+    pathSegments(path),
+    req.query,
+    req.host,
+    req.src,
+    req.prefectUi === true,
+    claims,
+    roleMask,
+  );
 }
