@@ -1,5 +1,5 @@
 import type { Claims } from './claims.js';
-import type { ForwardedClaims } from './decision.js';
+import type { Decision, ForwardedClaims } from './decision.js';
 
 /** What a verified token grants; the value of the token cache. Never holds the token itself. */
 export interface Identity {
@@ -21,4 +21,9 @@ export interface Identity {
   maskGeneration: number;
   directMask: number;
   effectiveMask: number;
+  /**
+   * Decisions already made for this identity, by request shape (engine.ts), valid for the
+   * policy generation in maskGeneration; null until the first one.
+   */
+  decisions: Map<string, Decision> | null;
 }

@@ -201,6 +201,7 @@ export class TokenVerifier {
       maskGeneration: 0,
       directMask: 0,
       effectiveMask: 0,
+      decisions: null,
     };
     if (trace) {
       trace.push(`signature: verified (alg ${identity.alg}, kid ${identity.kid ?? '(none)'})`);
