@@ -14,7 +14,7 @@ import { NEGATIVE_CACHEABLE, type Reason } from './reasons.js';
 import { ANONYMOUS_ROLE } from './role-model.js';
 import { newMatchContext } from './rule.js';
 import { type AuthzStats, Counters, type IssuerStatus } from './stats.js';
-import { EXPIRED, NOT_YET_VALID, TokenCache, tokenKey } from './token-cache.js';
+import { EXPIRED, TokenCache, tokenKey } from './token-cache.js';
 import { extractToken, TokenRejection, type TokenSources, tokenSourceOf } from './token-source.js';
 import { TokenVerifier, type VerifyOutcome } from './verify.js';
 
@@ -133,19 +133,24 @@ export class AuthzEngine {
 
   decide(req: AuthzRequest): Decision | Promise<Decision> {
     if (this.closed) throw new AuthError('closed', 'engine is closed');
+    const token = extractToken(req, this.sources);
+    let now = 0;
+    let key = '';
+    let hit: ReturnType<TokenCache['get']>;
+    if (typeof token === 'string') {
+      now = this.now();
+      key = tokenKey(token);
+      hit = this.cache.get(key, token, now);
+      // The common case first: a cached identity, usually with a remembered decision.
+      if (typeof hit === 'object') return this.count(this.decideCached(req, hit));
+    }
     const path = normalizePath(req.path);
     if (path instanceof PathRejection) return this.count(denial('bad_request', null, null));
-    const token = extractToken(req, this.sources);
     if (token === null) return this.count(this.anonymous(req, path, null));
     if (token instanceof TokenRejection) return this.count(denial('malformed_token', null, null));
-    const now = this.now();
-    const key = tokenKey(token);
-    const hit = this.cache.get(key, token, now);
     if (hit !== undefined) {
       this.counters.hits++;
-      if (hit === EXPIRED) return this.count(denial('expired', null, 'hit'));
-      if (hit === NOT_YET_VALID) return this.count(denial('not_yet_valid', null, 'hit'));
-      return this.count(this.authorize(req, path, hit, 'hit', null));
+      return this.count(denial(hit === EXPIRED ? 'expired' : 'not_yet_valid', null, 'hit'));
     }
     const negative = this.cache.getNegative(key, token, now);
     if (negative !== undefined) {
@@ -215,6 +220,44 @@ export class AuthzEngine {
     };
   }
 
+  /**
+   * A cached identity: the decision remembered for this request key (policy.requestKey), or a
+   * new one, remembered. A remembered decision is what authorize() would answer again: same
+   * identity, same policy generation, same fields the policy reads; the token's validity
+   * window was checked by the cache lookup just before. Rejected paths are not remembered.
+   */
+  private decideCached(req: AuthzRequest, identity: Identity): Decision {
+    const policy = this.policy;
+    if (identity.maskGeneration !== policy.generation) this.refreshMasks(identity, policy);
+    const rkey = policy.requestKey(req);
+    let memo = identity.decisions;
+    if (rkey !== null && memo !== null) {
+      const d = memo.get(rkey);
+      if (d !== undefined) {
+        this.counters.hits++;
+        return d;
+      }
+    }
+    const path = normalizePath(req.path);
+    if (path instanceof PathRejection) return denial('bad_request', null, null);
+    this.counters.hits++;
+    const d = Object.freeze(this.authorize(req, path, identity, 'hit', null));
+    if (rkey !== null) {
+      if (memo === null) identity.decisions = memo = new Map();
+      else if (memo.size >= MAX_REMEMBERED_DECISIONS) memo.clear();
+      memo.set(rkey, d);
+    }
+    return d;
+  }
+
+  /** Role masks (and so remembered decisions) belong to one policy generation. */
+  private refreshMasks(identity: Identity, policy: CompiledPolicy): void {
+    identity.directMask = policy.roles.directMask(identity.roles);
+    identity.effectiveMask = policy.roles.effectiveMask(identity.directMask);
+    identity.maskGeneration = policy.generation;
+    identity.decisions = null;
+  }
+
   private verifyThenAuthorize(
     req: AuthzRequest,
     path: string,
@@ -279,11 +322,7 @@ export class AuthzEngine {
     verbose = false,
   ): Decision {
     const policy = this.policy;
-    if (identity.maskGeneration !== policy.generation) {
-      identity.directMask = policy.roles.directMask(identity.roles);
-      identity.effectiveMask = policy.roles.effectiveMask(identity.directMask);
-      identity.maskGeneration = policy.generation;
-    }
+    if (identity.maskGeneration !== policy.generation) this.refreshMasks(identity, policy);
     if (trace) {
       const names = (mask: number) => policy.roles.names.filter((_, i) => mask & (1 << i)).join(', ');
       trace.push(
@@ -316,6 +355,12 @@ export class AuthzEngine {
     return decision;
   }
 }
+
+/**
+ * Decisions remembered per cached identity: enough for the handful of routes a UI or a worker
+ * polls; a client walking many paths just starts over (a full memo is cleared, not ranked).
+ */
+const MAX_REMEMBERED_DECISIONS = 32;
 
 function denial(reason: Reason, iss: string | null, cache: CacheOutcome | null): Decision {
   return makeDecision(reason, null, iss, null, null, null, cache, NO_CLAIMS);
