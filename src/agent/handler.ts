@@ -4,10 +4,10 @@
  */
 import type { Logger } from 'pino';
 import { type AuthzRequest, type Decision, makeDecision, NO_CLAIMS } from '../auth/decision.js';
-import type { Action, Notify, NotifyContext, NotifyHandler } from '../spop/index.js';
+import type { HandlerResult, Notify, NotifyContext, NotifyHandler } from '../spop/index.js';
 import { type AuditMode, auditDecision } from './audit.js';
 import { AUTHORIZE_MESSAGE, readAuthorizeArgs } from './request.js';
-import { decisionActions } from './vars.js';
+import { decisionAck } from './vars.js';
 
 /** What the handler needs of the engine: a decision per request (sync on cache hits). */
 export interface Decider {
@@ -34,13 +34,13 @@ const BAD_REQUEST: Decision = Object.freeze(
  */
 export function createAuthorizeHandler(options: AuthorizeHandlerOptions): NotifyHandler {
   const { engine, audit, auditLogger, onDecision } = options;
-  const finish = (req: AuthzRequest | null, d: Decision, started: bigint): Action[] => {
+  const finish = (req: AuthzRequest | null, d: Decision, started: bigint): HandlerResult => {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     if (onDecision !== undefined) onDecision(d, seconds);
     if (audit === 'all' || (audit === 'deny' && !d.allow)) auditDecision(auditLogger, req, d, seconds);
-    return decisionActions(d);
+    return decisionAck(d);
   };
-  return (notify: Notify, _ctx: NotifyContext): Action[] | Promise<Action[]> => {
+  return (notify: Notify, _ctx: NotifyContext): HandlerResult | Promise<HandlerResult> => {
     const msg = notify.message(AUTHORIZE_MESSAGE);
     if (msg === undefined) return [];
     const started = process.hrtime.bigint();

@@ -5,7 +5,14 @@
  */
 import type { Decision } from '../auth/decision.js';
 import { CLAIM_VAR_PREFIX } from '../auth/var-names.js';
-import { type Action, SetVarCache, VarScope } from '../spop/index.js';
+import {
+  type Action,
+  type ActionList,
+  compileActions,
+  type HandlerResult,
+  SetVarCache,
+  VarScope,
+} from '../spop/index.js';
 
 /** Variable names (without scope and prefix). Final: haproxy.cfg and users' ACLs use them. */
 export const VAR = {
@@ -50,6 +57,23 @@ export function decisionActions(d: Decision): Action[] {
     out.push({ op: 'set', scope: TXN, name: claimVarName(name), value: v });
   }
   return out;
+}
+
+/** ACKs of remembered decisions, encoded once; they go with their decision. */
+const compiledAcks = new WeakMap<Decision, ActionList>();
+
+/**
+ * The ACK of a decision. Cache hits are remembered decisions (engine.ts) that recur for every
+ * request of a token on a route: their actions are encoded once and copied into each ACK.
+ */
+export function decisionAck(d: Decision): HandlerResult {
+  if (d.cache !== 'hit') return decisionActions(d);
+  let list = compiledAcks.get(d);
+  if (list === undefined) {
+    list = compileActions(decisionActions(d));
+    compiledAcks.set(d, list);
+  }
+  return list;
 }
 
 const claimNames = new Map<string, string>();

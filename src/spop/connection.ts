@@ -15,13 +15,21 @@ import type { Logger } from 'pino';
 import type { Action } from './actions.js';
 import { FrameFlag, FrameType, Status } from './constants.js';
 import { decodeKvList, FrameHeader, readFrameHeader } from './decode.js';
+import { ActionList } from './encoded-action.js';
 import { HandlerTimeoutError, invalid, SpopError, SpopErrorCode } from './errors.js';
 import { FrameWriter } from './frame-writer.js';
 import { Framer } from './framer.js';
 import { negotiateHello } from './hello.js';
 import { decodeNotifyPayload } from './notify.js';
 import { Reader } from './reader.js';
-import type { HandlerFailure, NotifyContext, NotifyHandler, SpopEvent, SpopStats } from './types.js';
+import type {
+  HandlerFailure,
+  HandlerResult,
+  NotifyContext,
+  NotifyHandler,
+  SpopEvent,
+  SpopStats,
+} from './types.js';
 
 /** What a connection needs from its server; read at use time so `setHandler` applies at once. */
 export interface ConnectionHost {
@@ -286,7 +294,8 @@ export class Connection {
       this.complete(sid, fid, null, err, 'throw', started);
       return;
     }
-    if (Array.isArray(result)) this.complete(sid, fid, result, null, null, started);
+    if (Array.isArray(result) || result instanceof ActionList)
+      this.complete(sid, fid, result as HandlerResult, null, null, started);
     else if (isThenable(result)) this.track(sid, fid, result, started);
     else
       this.complete(
@@ -333,7 +342,8 @@ export class Connection {
     rec.done = true;
     try {
       if (err !== null) this.complete(rec.streamId, rec.frameId, null, err, 'reject', rec.started);
-      else if (Array.isArray(value)) this.complete(rec.streamId, rec.frameId, value, null, null, rec.started);
+      else if (Array.isArray(value) || value instanceof ActionList)
+        this.complete(rec.streamId, rec.frameId, value as HandlerResult, null, null, rec.started);
       else {
         const e = new TypeError('handler promise resolved to a non-array');
         this.complete(rec.streamId, rec.frameId, null, e, 'invalid-result', rec.started);
@@ -368,7 +378,7 @@ export class Connection {
   private complete(
     sid: number | bigint,
     fid: number | bigint,
-    actions: readonly Action[] | null,
+    actions: HandlerResult | null,
     err: unknown,
     failure: HandlerFailure | null,
     started: number,
@@ -399,7 +409,7 @@ export class Connection {
   }
 
   /** Encodes an ACK; returns the error instead of throwing (bad action, or above max-frame-size). */
-  private tryAck(sid: number | bigint, fid: number | bigint, actions: readonly Action[]): unknown {
+  private tryAck(sid: number | bigint, fid: number | bigint, actions: HandlerResult): unknown {
     let len: number;
     try {
       len = this.writer.ack(sid, fid, actions);

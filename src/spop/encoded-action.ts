@@ -99,3 +99,21 @@ export class SetVarCache {
     return a;
   }
 }
+
+/**
+ * A whole ACK's action list, encoded once: a handler that gives many NOTIFYs the same answer
+ * (one decision for a cached token and route) returns the same ActionList, and the
+ * FrameWriter copies its bytes into each ACK instead of walking the actions. Build it with
+ * `compileActions` (frame-writer.ts), which validates like an ordinary ACK.
+ */
+export class ActionList {
+  readonly actions: readonly Action[];
+  /** The actions' wire bytes, back to back (§1.9). */
+  readonly bytes: Uint8Array;
+
+  constructor(actions: readonly Action[], bytes: Uint8Array) {
+    this.actions = Object.freeze([...actions]);
+    this.bytes = bytes;
+    Object.freeze(this);
+  }
+}

@@ -7,7 +7,7 @@
  */
 import type { Action } from './actions.js';
 import { DATA_FLAG_TRUE, DataType, FrameFlag, FrameType, LENGTH_PREFIX_SIZE } from './constants.js';
-import { EncodedSetVar } from './encoded-action.js';
+import { ActionList, EncodedSetVar } from './encoded-action.js';
 import { typedSize, type VarValue, writeStringData, writeTyped } from './typed-data.js';
 import { checkScope, encodedVarName } from './var-name.js';
 import { writeVarintAny } from './varint.js';
@@ -191,11 +191,15 @@ export class FrameWriter {
   }
 
   /**
-   * Writes a whole ACK (§1.9). On a TypeError from an action the partial frame is removed and
+   * Writes a whole ACK (§1.9), copying an {@link ActionList}'s bytes. On a TypeError from an action the partial frame is removed and
    * the error rethrown. Returns the frame length (prefix excluded).
    */
-  ack(streamId: number | bigint, frameId: number | bigint, actions: readonly Action[]): number {
+  ack(streamId: number | bigint, frameId: number | bigint, actions: readonly Action[] | ActionList): number {
     this.begin(FrameType.ACK, streamId, frameId);
+    if (actions instanceof ActionList) {
+      this.bytes(actions.bytes);
+      return this.finish();
+    }
     try {
       for (let i = 0; i < actions.length; i++) this.action(actions[i]!);
     } catch (err) {
@@ -227,4 +231,15 @@ export class FrameWriter {
     this.string(message);
     return this.finish();
   }
+}
+
+/**
+ * Encodes `actions` once for many ACKs. Throws TypeError on an action an ACK could not carry
+ * (same checks as {@link FrameWriter.ack}).
+ */
+export function compileActions(actions: readonly Action[]): ActionList {
+  const w = new FrameWriter(256);
+  for (const a of actions) w.action(a);
+  const out = w.take();
+  return new ActionList(actions, out === null ? new Uint8Array(0) : Uint8Array.prototype.slice.call(out));
 }

@@ -27,14 +27,21 @@ export {
   type FrameSpec,
   type NamedValue,
 } from './encode.js';
-export { type CacheableValue, compileSetVar, EncodedSetVar, SetVarCache } from './encoded-action.js';
+export {
+  ActionList,
+  type CacheableValue,
+  compileSetVar,
+  EncodedSetVar,
+  SetVarCache,
+} from './encoded-action.js';
 export { AgentError, HandlerTimeoutError, SpopError, SpopErrorCode } from './errors.js';
-export { FrameWriter } from './frame-writer.js';
+export { compileActions, FrameWriter } from './frame-writer.js';
 export { Framer } from './framer.js';
 export { type HelloResult, negotiateHello } from './hello.js';
 export { Notify, type NotifyArg, NotifyMessage } from './notify.js';
 export {
   type HandlerFailure,
+  type HandlerResult,
   type NotifyContext,
   type NotifyHandler,
   type SpopEvent,

@@ -16,7 +16,14 @@ import { DEFAULT_MAX_FRAME_SIZE, MIN_MAX_FRAME_SIZE, Status } from './constants.
 import { encodeAgentDisconnect } from './encode.js';
 import type { NotifyHandler, SpopEvent, SpopStats } from './types.js';
 
-export type { HandlerFailure, NotifyContext, NotifyHandler, SpopEvent, SpopStats } from './types.js';
+export type {
+  HandlerFailure,
+  HandlerResult,
+  NotifyContext,
+  NotifyHandler,
+  SpopEvent,
+  SpopStats,
+} from './types.js';
 
 export interface SpopServerOptions {
   /** Called for every NOTIFY with at least one message. */

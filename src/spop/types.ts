@@ -1,6 +1,7 @@
 /** Public types shared by the server and its connections. */
 import type { Logger } from 'pino';
 import type { Action } from './actions.js';
+import type { ActionList } from './encoded-action.js';
 import type { Notify } from './notify.js';
 
 /** Per-NOTIFY context: which connection it came on and that connection's child logger. */
@@ -12,9 +13,13 @@ export interface NotifyContext {
 /**
  * Decides the ACK of one NOTIFY. May return synchronously (cheapest) or a promise. A throw,
  * a rejection, a timeout or an unencodable result yields an ACK of `fallbackActions(err)`.
- * `notify` stays readable after an `await`.
+ * `notify` stays readable after an `await`. Returning the same {@link ActionList} for repeated
+ * answers saves encoding them per ACK.
  */
-export type NotifyHandler = (notify: Notify, ctx: NotifyContext) => Action[] | Promise<Action[]>;
+export type NotifyHandler = (notify: Notify, ctx: NotifyContext) => HandlerResult | Promise<HandlerResult>;
+
+/** A NOTIFY's answer: its actions, or the same actions encoded once (ActionList). */
+export type HandlerResult = readonly Action[] | ActionList;
 
 /** Why a handler produced no usable actions. */
 export type HandlerFailure = 'throw' | 'reject' | 'timeout' | 'invalid-result';

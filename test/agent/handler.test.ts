@@ -10,12 +10,12 @@ import { createAuthorizeHandler } from '../../src/agent/handler.js';
 import { FAIL_CLOSED_ACTIONS } from '../../src/agent/vars.js';
 import { AuthzEngine, devIssuerConfig, mintDevToken } from '../../src/auth/index.js';
 import {
-  type Action,
   DataType,
   decodeFrame,
-  encodeAck,
   encodeFrame,
   FrameType,
+  FrameWriter,
+  type HandlerResult,
   type NamedValue,
   type Notify,
   VarScope,
@@ -37,8 +37,10 @@ function str(name: string, value: string): NamedValue {
 }
 
 /** The actions as HAProxy would read them back from the ACK bytes. */
-function varsOf(actions: Action[]): Record<string, unknown> {
-  const ack = decodeFrame(encodeAck(3, 1, actions), 4);
+function varsOf(actions: HandlerResult): Record<string, unknown> {
+  const writer = new FrameWriter();
+  writer.ack(3, 1, actions);
+  const ack = decodeFrame(writer.take() as Buffer, 4);
   if (ack.type !== FrameType.ACK || !('actions' in ack)) throw new Error('not an ACK');
   const out: Record<string, unknown> = {};
   for (const a of ack.actions) {
@@ -95,8 +97,8 @@ describe('authorize handler', () => {
     });
     // The same token again is a cache hit, answered synchronously.
     const again = handler(notify, ctx);
-    expect(Array.isArray(again)).toBe(true);
-    expect(varsOf(again as Action[]).cache).toBe('hit');
+    expect(again).not.toBeInstanceOf(Promise);
+    expect(varsOf(again as HandlerResult).cache).toBe('hit');
     engine.close();
   });
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   type Action,
+  ActionList,
+  compileActions,
   compileSetVar,
   DataType,
   decodeFrame,
@@ -89,6 +91,65 @@ describe('EncodedSetVar', () => {
     expect((a as EncodedSetVar).value).toEqual(new Uint8Array([1, 2]));
     const back = decodedActions(encodeAck(1, 1, [a]))[0]!;
     expect(back.op === 'set' && [...(back.value.value as Uint8Array)]).toEqual([1, 2]);
+  });
+});
+
+describe('ActionList (compileActions)', () => {
+  const LISTS: [string, Action[]][] = [
+    ['empty', []],
+    ['every value kind', VALUES.map(([, value], i) => ({ op: 'set', scope: T, name: `v${i}`, value }))],
+    [
+      'encoded, plain and unset mixed',
+      [
+        compileSetVar(T, 'allow', true),
+        { op: 'unset', scope: VarScope.SESS, name: 'x' },
+        { op: 'set', scope: VarScope.REQ, name: 'sub', value: 'alice' },
+      ],
+    ],
+    ['above a slab', [compileSetVar(T, 'big', 'z'.repeat(20_000))]],
+  ];
+
+  it.each(LISTS)('%s: the ACK is byte for byte the one of the plain actions', (_label, actions) => {
+    const list = compileActions(actions);
+    expect(list).toBeInstanceOf(ActionList);
+    expect(list.actions).toEqual(actions);
+    for (const [sid, fid] of [
+      [1, 2],
+      [300, 70_000],
+      [2n ** 40n, 1],
+    ] as const) {
+      const plain = new FrameWriter(64);
+      const compiled = new FrameWriter(64);
+      expect(compiled.ack(sid, fid, list)).toBe(plain.ack(sid, fid, actions));
+      expect(compiled.take()!.toString('hex')).toBe(plain.take()!.toString('hex'));
+    }
+  });
+
+  it('is reused across ACKs without change, and frozen', () => {
+    const list = compileActions([
+      compileSetVar(T, 'allow', true),
+      { op: 'set', scope: T, name: 'n', value: 7 },
+    ]);
+    const w = new FrameWriter(32);
+    for (let i = 0; i < 50; i++) w.ack(i, 1, list);
+    const out = w.take()!;
+    let off = 0;
+    for (let i = 0; i < 50; i++) {
+      const len = out.readUInt32BE(off);
+      const f = decodeFrame(out.subarray(off, off + 4 + len), 4);
+      expect([f.streamId, decodedActions(out.subarray(off, off + 4 + len)).length]).toEqual([i, 2]);
+      off += 4 + len;
+    }
+    expect(Object.isFrozen(list)).toBe(true);
+    expect(Object.isFrozen(list.actions)).toBe(true);
+  });
+
+  it('validates when compiled: TypeError on an action no ACK could carry', () => {
+    expect(() => compileActions([{ op: 'set', scope: T, name: 'x', value: 1.5 }])).toThrow(TypeError);
+    expect(() => compileActions([{ op: 'set', scope: 9 as VarScope, name: 'x', value: 1 }])).toThrow(
+      TypeError,
+    );
+    expect(() => compileActions([{ op: 'nope' } as unknown as Action])).toThrow(TypeError);
   });
 });
 

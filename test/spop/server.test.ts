@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type Action,
+  compileActions,
   DataType,
   type DecodedFrame,
   encodeFrame,
@@ -218,6 +219,24 @@ describe('NOTIFY → ACK', () => {
     ]);
     expect(seen).toEqual([{ sid: 0, fid: 1, conn: 1 }]);
     expect(server.stats).toMatchObject({ connections: 1, notifies: 1, acks: 1, handlerErrors: 0 });
+  });
+
+  it('answers with a compiled ActionList, returned as is or through a promise', async () => {
+    const list = compileActions([allow(true), tag('compiled')]);
+    const { port } = await start({
+      handler: (n) => (n.message('authorize')?.getString('n') === 'async' ? Promise.resolve(list) : list),
+    });
+    const c = await ready(port);
+    const args = (n: string) => [{ name: 'authorize', args: [{ name: 'n', value: n }] }];
+    c.send({ type: FrameType.NOTIFY, streamId: 1, frameId: 1, messages: args('sync') });
+    c.send({ type: FrameType.NOTIFY, streamId: 2, frameId: 1, messages: args('async') });
+    for (const sid of [1, 2]) {
+      const ack = expectAck(await c.next(), sid, 1);
+      expect(ack.actions.map((a) => (a.op === 'set' ? [a.name, a.value.value] : null))).toEqual([
+        ['allow', true],
+        ['tag', 'compiled'],
+      ]);
+    }
   });
 
   it('NOTIFY with zero messages gets an empty ACK without calling the handler', async () => {
