@@ -31,23 +31,81 @@ export const KNOWN_ARGS: readonly string[] = Object.values(ARG);
  * Reads the request out of an `authorize` message, or returns null when `method` or `path`
  * is absent (or not a string). `src` may be IPV4 or IPV6 (HAProxy's `src` fetch yields
  * either), or a string when the SPOE config builds it with a converter.
+ *
+ * Only `method` and `path` are read here; every other arg is read when first asked for (a
+ * remembered decision for a cached token needs the token, method, path, query and
+ * X-Prefect-UI; the cookie, the unique id or the client address are read only by a policy
+ * or an audit line that looks at them). The message stays readable after an await.
  */
 export function readAuthorizeArgs(msg: NotifyMessage): AuthzRequest | null {
   const method = msg.getString(ARG.method);
   const path = msg.getString(ARG.path);
   if (method === null || path === null || method.length === 0 || path.length === 0) return null;
-  return {
-    method,
-    path,
-    query: msg.getString(ARG.query),
-    host: msg.getString(ARG.host),
-    authorization: msg.getString(ARG.authorization),
-    cookie: msg.getString(ARG.cookie),
-    tokenHeader: msg.getString(ARG.tokenHeader),
-    src: msg.getIp(ARG.src) ?? msg.getString(ARG.src),
-    prefectUi: isTrueHeader(msg.getString(ARG.prefectUi)),
-    id: msg.getString(ARG.id),
-  };
+  return new MessageRequest(msg, method, path);
+}
+
+/** Marks a field not read yet (null is a read field whose arg was absent). */
+const UNREAD = undefined;
+
+/** An AuthzRequest over a NOTIFY message, each optional arg decoded once, on first use. */
+class MessageRequest implements AuthzRequest {
+  readonly method: string;
+  readonly path: string;
+  private readonly msg: NotifyMessage;
+  private q: string | null | undefined = UNREAD;
+  private h: string | null | undefined = UNREAD;
+  private a: string | null | undefined = UNREAD;
+  private c: string | null | undefined = UNREAD;
+  private t: string | null | undefined = UNREAD;
+  private s: string | null | undefined = UNREAD;
+  private u: boolean | undefined = UNREAD;
+  private i: string | null | undefined = UNREAD;
+
+  constructor(msg: NotifyMessage, method: string, path: string) {
+    this.msg = msg;
+    this.method = method;
+    this.path = path;
+  }
+
+  get query(): string | null {
+    if (this.q === UNREAD) this.q = this.msg.getString(ARG.query);
+    return this.q;
+  }
+
+  get host(): string | null {
+    if (this.h === UNREAD) this.h = this.msg.getString(ARG.host);
+    return this.h;
+  }
+
+  get authorization(): string | null {
+    if (this.a === UNREAD) this.a = this.msg.getString(ARG.authorization);
+    return this.a;
+  }
+
+  get cookie(): string | null {
+    if (this.c === UNREAD) this.c = this.msg.getString(ARG.cookie);
+    return this.c;
+  }
+
+  get tokenHeader(): string | null {
+    if (this.t === UNREAD) this.t = this.msg.getString(ARG.tokenHeader);
+    return this.t;
+  }
+
+  get src(): string | null {
+    if (this.s === UNREAD) this.s = this.msg.getIp(ARG.src) ?? this.msg.getString(ARG.src);
+    return this.s;
+  }
+
+  get prefectUi(): boolean {
+    if (this.u === UNREAD) this.u = isTrueHeader(this.msg.getString(ARG.prefectUi));
+    return this.u;
+  }
+
+  get id(): string | null {
+    if (this.i === UNREAD) this.i = this.msg.getString(ARG.id);
+    return this.i;
+  }
 }
 
 /** `X-Prefect-UI: true` (Prefect compares case-insensitively). */
