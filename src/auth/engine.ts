@@ -135,12 +135,10 @@ export class AuthzEngine {
     if (this.closed) throw new AuthError('closed', 'engine is closed');
     const token = extractToken(req, this.sources);
     let now = 0;
-    let key = '';
     let hit: ReturnType<TokenCache['get']>;
     if (typeof token === 'string') {
       now = this.now();
-      key = tokenKey(token);
-      hit = this.cache.get(key, token, now);
+      hit = this.cache.get(token, now);
       // The common case first: a cached identity, usually with a remembered decision.
       if (typeof hit === 'object') return this.count(this.decideCached(req, hit));
     }
@@ -152,6 +150,7 @@ export class AuthzEngine {
       this.counters.hits++;
       return this.count(denial(hit === EXPIRED ? 'expired' : 'not_yet_valid', null, 'hit'));
     }
+    const key = tokenKey(token);
     const negative = this.cache.getNegative(key, token, now);
     if (negative !== undefined) {
       this.counters.negativeHits++;

@@ -42,6 +42,20 @@ export interface TokenCacheOptions {
 
 const KEY_CHARS = 32;
 
+/**
+ * A direct-mapped front of the positive cache, indexed by the token's last two characters
+ * (signature bytes): a token seen again is found with one string comparison, without slicing
+ * its key or touching the LRU's order (~0.3 us per cached decision). An entry evicted from the
+ * LRU may stay here until its slot is reused; it is still a verified token, and expiry and the
+ * maximum TTL are checked on every hit as for the LRU.
+ */
+const FRONT_SLOTS = 256;
+
+function frontSlot(token: string): number {
+  const n = token.length;
+  return n < 2 ? 0 : (token.charCodeAt(n - 1) * 31 + token.charCodeAt(n - 2)) & (FRONT_SLOTS - 1);
+}
+
 /** Lookup key for a token (see above); equality of the full token is checked on every hit. */
 export function tokenKey(token: string): string {
   return token.length <= KEY_CHARS * 2 ? token : token.slice(token.length - KEY_CHARS);
@@ -49,6 +63,8 @@ export function tokenKey(token: string): string {
 
 export class TokenCache {
   private readonly positive: LRUCache<string, Positive> | null;
+  /** Recently used entries by a hash of the token's last characters (see FRONT_SLOTS). */
+  private readonly front: (Positive | null)[] = new Array<Positive | null>(FRONT_SLOTS).fill(null);
   private readonly negative: LRUCache<string, NegativeEntry> | null;
   private readonly maxTtlMs: number;
   private readonly negativeTtlMs: number;
@@ -71,20 +87,21 @@ export class TokenCache {
    * window says so (the entry is dropped for EXPIRED); undefined when absent or due for
    * re-verification.
    */
-  get(
-    key: string,
-    token: string,
-    nowMs: number,
-  ): Identity | typeof EXPIRED | typeof NOT_YET_VALID | undefined {
-    const entry = this.positive?.get(key);
-    if (entry === undefined || entry.token !== token) return undefined;
+  get(token: string, nowMs: number): Identity | typeof EXPIRED | typeof NOT_YET_VALID | undefined {
+    const slot = frontSlot(token);
+    let entry = this.front[slot];
+    if (entry === null || entry === undefined || entry.token !== token) {
+      entry = this.positive?.get(tokenKey(token));
+      if (entry === undefined || entry.token !== token) return undefined;
+      this.front[slot] = entry;
+    }
     if (nowMs >= entry.identity.expiresAtMs) {
-      this.positive?.delete(key);
+      this.drop(entry, slot);
       return EXPIRED;
     }
     if (nowMs < entry.identity.notBeforeMs) return NOT_YET_VALID;
     if (nowMs >= entry.untilMs) {
-      this.positive?.delete(key);
+      this.drop(entry, slot);
       return undefined;
     }
     return entry.identity;
@@ -93,7 +110,16 @@ export class TokenCache {
   set(key: string, token: string, identity: Identity, nowMs: number): void {
     if (this.positive === null) return;
     const untilMs = Math.min(identity.expiresAtMs, nowMs + this.maxTtlMs);
-    if (untilMs > nowMs) this.positive.set(key, { token, identity, untilMs });
+    if (untilMs <= nowMs) return;
+    const entry: Positive = { token, identity, untilMs };
+    this.positive.set(key, entry);
+    this.front[frontSlot(token)] = entry;
+  }
+
+  private drop(entry: Positive, slot: number): void {
+    const key = tokenKey(entry.token);
+    if (this.positive?.peek(key) === entry) this.positive.delete(key);
+    if (this.front[slot] === entry) this.front[slot] = null;
   }
 
   getNegative(key: string, token: string, nowMs: number): NegativeEntry | undefined {
@@ -121,6 +147,7 @@ export class TokenCache {
   }
 
   clear(): void {
+    this.front.fill(null);
     this.positive?.clear();
     this.negative?.clear();
   }
