@@ -1,4 +1,5 @@
 import { type CryptoKey, importJWK, type JWK } from 'jose';
+import { FastKey } from './jws.js';
 
 /**
  * kid/alg -> imported public key for one JWK Set, answered synchronously.
@@ -13,6 +14,9 @@ import { type CryptoKey, importJWK, type JWK } from 'jose';
  * Selection mirrors jose jwks/local.js `isUsableJWK`, so the index never picks a key jose
  * would not: kty (and crv) of the algorithm, kid equality, JWK `alg` equal if present, `use`
  * absent or "sig", `key_ops` absent or containing "verify", `ext` boolean if present.
+ *
+ * Each entry also carries a FastKey (jws.ts): the node KeyObject behind that same CryptoKey,
+ * for the synchronous fast path of verify.ts, when jose would accept the CryptoKey as is.
  */
 const FAMILY: Readonly<Record<string, { readonly kty: string; readonly crv?: string }>> = {
   RS256: { kty: 'RSA' },
@@ -46,11 +50,17 @@ function usable(jwk: Jwk, alg: string): boolean {
   return jwk.d === undefined && jwk.k === undefined && jwk.priv === undefined;
 }
 
+/** One usable (key, algorithm) pair: the CryptoKey for jose, the FastKey (or null) for node:crypto. */
+export interface IndexedKey {
+  readonly key: CryptoKey;
+  readonly fast: FastKey | null;
+}
+
 export class KeyIndex {
   /** kid -> alg -> key. */
-  private readonly byKid = new Map<string, Map<string, CryptoKey>>();
+  private readonly byKid = new Map<string, Map<string, IndexedKey>>();
   /** alg -> the only usable key for tokens without kid (absent when none or several). */
-  private readonly single = new Map<string, CryptoKey>();
+  private readonly single = new Map<string, IndexedKey>();
 
   /** Imports every unambiguous usable (key, algorithm) pair; keys that fail to import are left to jose. */
   static async build(
@@ -81,6 +91,10 @@ export class KeyIndex {
           return;
         }
         if (!('type' in key) || key.type !== 'public') return;
+        const entry: IndexedKey = {
+          key: key as CryptoKey,
+          fast: FastKey.fromCryptoKey(alg, key as CryptoKey),
+        };
         // Several candidates for one lookup: jose raises JWKSMultipleMatchingKeys; let it.
         if (typeof jwk.kid === 'string' && perKid.get(`${jwk.kid}\u0000${alg}`) === 1) {
           let algs = index.byKid.get(jwk.kid);
@@ -88,15 +102,24 @@ export class KeyIndex {
             algs = new Map();
             index.byKid.set(jwk.kid, algs);
           }
-          algs.set(alg, key as CryptoKey);
+          algs.set(alg, entry);
         }
-        if (perAlg.get(alg) === 1) index.single.set(alg, key as CryptoKey);
+        if (perAlg.get(alg) === 1) index.single.set(alg, entry);
       }),
     );
     return index;
   }
 
   lookup(alg: unknown, kid: unknown): CryptoKey | undefined {
+    return this.entry(alg, kid)?.key;
+  }
+
+  /** The node:crypto key for (alg, kid) when the index has one jose would accept. */
+  fastLookup(alg: unknown, kid: unknown): FastKey | undefined {
+    return this.entry(alg, kid)?.fast ?? undefined;
+  }
+
+  private entry(alg: unknown, kid: unknown): IndexedKey | undefined {
     if (typeof alg !== 'string') return undefined;
     if (kid === undefined) return this.single.get(alg);
     return typeof kid === 'string' ? this.byKid.get(kid)?.get(alg) : undefined;

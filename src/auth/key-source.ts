@@ -1,9 +1,10 @@
-import { webcrypto } from 'node:crypto';
+import { createSecretKey, webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type CryptoKey, createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { AuthError } from './errors.js';
 import { isJwkSet } from './http-fetch.js';
 import { HMAC_MIN_BYTES, type IssuerConfig, type KeysConfig } from './issuer-config.js';
+import { FastKey } from './jws.js';
 import { KeyIndex } from './key-index.js';
 
 export interface KeySourceStatus {
@@ -32,6 +33,11 @@ export interface KeySource {
    * Handing jwtVerify the key itself rather than a resolver is measurably faster.
    */
   keyFor(alg: unknown, kid: unknown): CryptoKey | undefined;
+  /**
+   * The node:crypto key for (alg, kid), under exactly the conditions keyFor() would hand jose
+   * the matching CryptoKey (and jose would accept it), else undefined. For verify.ts's fast path.
+   */
+  fastKeyFor(alg: string, kid: unknown): FastKey | undefined;
   /** Load/fetch keys; resolves when the first attempt is over, whatever its outcome. */
   start(): Promise<void>;
   /** Fetch now (remote sources); `force` ignores the failure back-off. Never rejects. */
@@ -99,6 +105,9 @@ export class LocalKeySource implements KeySource {
   keyFor(alg: unknown, kid: unknown): CryptoKey | undefined {
     return this.index?.lookup(alg, kid);
   }
+  fastKeyFor(alg: string, kid: unknown): FastKey | undefined {
+    return this.index?.fastLookup(alg, kid);
+  }
   async refresh(): Promise<void> {}
   close(): void {}
   ready(): boolean {
@@ -159,6 +168,13 @@ export class SecretKeySource implements KeySource {
       }
     }
     this.algorithms = issuer.algorithms;
+    // The secret needs no import for node:crypto: its FastKeys exist from the start. jose's
+    // resolver below ignores kid, and so does fastKeyFor().
+    const secretKey = createSecretKey(secret);
+    for (const alg of issuer.algorithms) {
+      const fast = FastKey.hmac(alg, secretKey);
+      if (fast !== null) this.fast.set(alg, fast);
+    }
     // One CryptoKey per algorithm, imported once: jose would import a raw secret on every verify.
     const imported = new Map<string, Promise<webcrypto.CryptoKey>>();
     const ready = this.ready_;
@@ -177,9 +193,14 @@ export class SecretKeySource implements KeySource {
   }
 
   private readonly ready_ = new Map<string, CryptoKey>();
+  private readonly fast = new Map<string, FastKey>();
 
   keyFor(alg: unknown): CryptoKey | undefined {
     return typeof alg === 'string' ? this.ready_.get(alg) : undefined;
+  }
+
+  fastKeyFor(alg: string): FastKey | undefined {
+    return this.fast.get(alg);
   }
 
   async start(): Promise<void> {

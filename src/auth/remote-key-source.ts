@@ -10,6 +10,7 @@ import { AuthError } from './errors.js';
 import { type FetchLike, fetchJson, isJwkSet } from './http-fetch.js';
 import { discoveryUrlFor, type IssuerConfig, type KeysConfig } from './issuer-config.js';
 import { persistedJwksPath, readPersistedJwks, writePersistedJwks } from './jwks-store.js';
+import type { FastKey } from './jws.js';
 import { KeyIndex } from './key-index.js';
 import type { KeySource, KeySourceStatus } from './key-source.js';
 import type { AuthLogger } from './logger.js';
@@ -95,6 +96,15 @@ export class RemoteKeySource implements KeySource {
       return undefined;
     }
     return this.index?.lookup(alg, kid);
+  }
+
+  /** Same rule as keyFor(): nothing from an index older than jose's current set. */
+  fastKeyFor(alg: string, kid: unknown): FastKey | undefined {
+    if (this.cache.uat !== this.indexedUat) {
+      void this.reindex();
+      return undefined;
+    }
+    return this.index?.fastLookup(alg, kid);
   }
 
   async start(): Promise<void> {
