@@ -1,8 +1,10 @@
-import { type JWTPayload, type JWTVerifyResult, jwtVerify } from 'jose';
+import { type JWTPayload, type JWTVerifyOptions, type JWTVerifyResult, jwtVerify } from 'jose';
 import { type ForwardClaimSpec, forwardClaims, hasControlCharacters, tokenScopes } from './claims.js';
+import { type ClaimRules, checkClaims, compileClaimRules } from './claims-check.js';
 import type { Identity } from './identity.js';
 import type { CompiledIssuer } from './issuer.js';
 import { reasonForJoseError } from './jose-errors.js';
+import { type FastHeader, type FastKey, fastHeader } from './jws.js';
 import type { Reason } from './reasons.js';
 import { compactShapeProblem, decodeSegment } from './token-source.js';
 
@@ -40,6 +42,16 @@ function errorDetail(err: unknown): string {
 interface HeaderHint {
   readonly alg: unknown;
   readonly kid: unknown;
+  /** The header as the fast path may use it, or null: jose only. */
+  readonly fast: FastHeader | null;
+}
+
+/** How many verifications each path has answered (tests, benchmarks, stats). */
+export interface VerifyPathCounts {
+  /** Signature and claims checked synchronously with node:crypto (jws.ts, claims-check.ts). */
+  fast: number;
+  /** Handed to jose's jwtVerify (anything the fast path does not take on). */
+  jose: number;
 }
 
 /** Distinct headers remembered: in practice one per signing key; beyond this, parse each time. */
@@ -52,22 +64,36 @@ const MAX_HEADER_HINTS = 256;
  * signature and claims (iss included, so a wrong routing hint can only ever fail).
  *
  * Hot path, per token: one regex for the compact shape, one base64 decode of the payload for
- * `iss`, a remembered parse of the header (alg, kid) to hand jose the key itself when the
- * issuer's key index knows it, then jwtVerify.
+ * `iss`, a remembered parse of the header (alg, kid). Then, when the header is an ordinary one
+ * and the issuer's key index has a key for it, the fast path: the signature with node:crypto,
+ * synchronously, and the claims with a mirror of jose's checks (claims-check.ts); the outcome
+ * is returned without a promise. Anything else (unknown kid, no kid and several keys, crit,
+ * b64, jku/jwk/x5u, odd base64, keys not indexed yet) goes to jose's jwtVerify as before.
  */
 export class TokenVerifier {
   private readonly byIss: ReadonlyMap<string, CompiledIssuer>;
   private readonly forward: readonly ForwardClaimSpec[];
   private readonly headers = new Map<string, HeaderHint | null>();
+  /** Claim rules per jwtVerify options object (issuer.optionsAt makes one per second). */
+  private readonly rules = new WeakMap<JWTVerifyOptions, ClaimRules | null>();
+  private readonly fastPath: boolean;
+  readonly paths: VerifyPathCounts = { fast: 0, jose: 0 };
 
-  constructor(issuers: readonly CompiledIssuer[], forward: readonly ForwardClaimSpec[]) {
+  /** `fastPath: false` sends every verification to jose (differential tests, a kill switch). */
+  constructor(
+    issuers: readonly CompiledIssuer[],
+    forward: readonly ForwardClaimSpec[],
+    options: { readonly fastPath?: boolean } = {},
+  ) {
     this.byIss = new Map(issuers.map((i) => [i.iss, i]));
     this.forward = forward;
+    this.fastPath = options.fastPath ?? true;
   }
 
   /**
-   * Never rejects: every failure is an outcome. Failures found before any crypto come back
-   * synchronously. `done` sees each outcome once, before the returned promise settles.
+   * Never rejects: every failure is an outcome. Failures found before any crypto, and every
+   * outcome of the fast path, come back synchronously; the jose path returns a promise. `done`
+   * sees each outcome once, before verify() returns it or the returned promise settles.
    */
   verify(
     token: string,
@@ -85,17 +111,33 @@ export class TokenVerifier {
     const dot2 = token.indexOf('.', dot1 + 1);
     const headerSegment = token.slice(0, dot1);
     if (trace) this.traceHeader(headerSegment, trace);
-    const selected = this.selectIssuer(token.slice(dot1 + 1, dot2));
+    const payloadSegment = token.slice(dot1 + 1, dot2);
+    const payloadBytes = Buffer.from(payloadSegment, 'base64url');
+    const selected = this.selectIssuer(payloadSegment, payloadBytes);
     if (!(selected instanceof CompiledIssuerRef)) return report(selected, done);
     const issuer = selected.issuer;
     trace?.push(`issuer: ${issuer.iss} -> ${issuer.id} (keys: ${issuer.keys.kind})`);
     const options = issuer.optionsAt(nowMs);
     const hint = this.headerHint(headerSegment);
+    if (this.fastPath && hint?.fast) {
+      let outcome: VerifyOutcome | null;
+      try {
+        outcome = this.verifyFast(token, dot1, dot2, payloadBytes, hint.fast, issuer, options, trace);
+      } catch (bug) {
+        outcome = internalError(issuer, bug);
+      }
+      if (outcome !== null) {
+        this.paths.fast++;
+        return report(outcome, done);
+      }
+    }
+    this.paths.jose++;
+    trace?.push('verifier: jose');
     const key = hint === null ? undefined : issuer.keys.keyFor(hint.alg, hint.kid);
     return jwtVerify(token, key ?? issuer.keys.getKey, options).then(
       (result) => {
         try {
-          return report(this.identity(issuer, result, trace), done);
+          return report(this.identityOf(issuer, result, trace), done);
         } catch (bug) {
           return report(internalError(issuer, bug), done);
         }
@@ -108,20 +150,64 @@ export class TokenVerifier {
     );
   }
 
-  /** alg and kid of a header segment, parsed once per distinct header. */
+  /**
+   * The fast path: null when it cannot decide (then jose does, from scratch). Decides only what
+   * jose, handed the same key, would decide the same way: the order of checks is jose's
+   * (algorithm allow-list, signature, then claims), failures carry jose's codes and map
+   * through reasonForJoseError like jose's errors do.
+   */
+  private verifyFast(
+    token: string,
+    dot1: number,
+    dot2: number,
+    payloadBytes: Buffer,
+    header: FastHeader,
+    issuer: CompiledIssuer,
+    options: JWTVerifyOptions,
+    trace: string[] | null,
+  ): VerifyOutcome | null {
+    let rules = this.rules.get(options);
+    if (rules === undefined) {
+      rules = compileClaimRules(options);
+      this.rules.set(options, rules);
+    }
+    if (rules === null) return null;
+    const { alg, kid } = header;
+    if (rules.algorithms !== undefined && !rules.algorithms.includes(alg)) return null;
+    // A part of length 1 mod 4 is not base64 to jose (atob) while Buffer would decode it.
+    if ((dot2 - dot1 - 1) % 4 === 1 || (token.length - dot2 - 1) % 4 === 1) return null;
+    const key: FastKey | undefined = issuer.keys.fastKeyFor(alg, kid);
+    if (key === undefined || key.alg !== alg) return null;
+    trace?.push('verifier: fast path (node:crypto)');
+    // The token is ASCII (COMPACT_JWS), so latin1 gives the signing input's bytes.
+    const signingInput = Buffer.from(token.slice(0, dot2), 'latin1');
+    const signature = Buffer.from(token.slice(dot2 + 1), 'base64url');
+    if (!key.verify(signingInput, signature)) {
+      return fail(
+        'bad_signature',
+        issuer.iss,
+        'ERR_JWS_SIGNATURE_VERIFICATION_FAILED: signature verification failed',
+      );
+    }
+    const claims = checkClaims(rules, header.typ, payloadBytes);
+    if (!claims.ok) return fail(reasonForJoseError(claims), issuer.iss, `${claims.code}: ${claims.message}`);
+    return this.identity(issuer, claims.payload, alg, kid, trace);
+  }
+
+  /** alg and kid of a header segment, and its fast-path form, parsed once per distinct header. */
   private headerHint(segment: string): HeaderHint | null {
     let hint = this.headers.get(segment);
     if (hint === undefined) {
       const header = decodeSegment(segment);
-      hint = header === undefined ? null : { alg: header.alg, kid: header.kid };
+      hint = header === undefined ? null : { alg: header.alg, kid: header.kid, fast: fastHeader(segment) };
       if (this.headers.size < MAX_HEADER_HINTS) this.headers.set(segment, hint);
     }
     return hint;
   }
 
-  private selectIssuer(payloadSegment: string): CompiledIssuerRef | VerifyOutcome {
+  private selectIssuer(payloadSegment: string, payloadBytes: Buffer): CompiledIssuerRef | VerifyOutcome {
     // Fast path: one `"iss"` in the decoded text naming a configured issuer.
-    const text = Buffer.from(payloadSegment, 'base64url').toString('latin1');
+    const text = payloadBytes.toString('latin1');
     const m = ISS_MEMBER.exec(text);
     if (m !== null && text.indexOf('"iss"', m.index + 5) === -1) {
       const issuer = this.byIss.get(m[1] as string);
@@ -153,7 +239,7 @@ export class TokenVerifier {
     }
     if (code === 'ERR_JWKS_MULTIPLE_MATCHING_KEYS') {
       const tried = await tryEachKey(token, err as AsyncIterable<unknown>, options);
-      if (tried.ok) return this.identity(issuer, tried.result, null);
+      if (tried.ok) return this.identityOf(issuer, tried.result, null);
       reason = tried.reason;
     }
     // An unknown kid while the provider is unreachable may be a rotation we cannot see yet.
@@ -172,8 +258,19 @@ export class TokenVerifier {
     );
   }
 
-  private identity(issuer: CompiledIssuer, result: JWTVerifyResult, trace: string[] | null): VerifyOutcome {
-    const payload: JWTPayload = result.payload;
+  private identityOf(issuer: CompiledIssuer, result: JWTVerifyResult, trace: string[] | null): VerifyOutcome {
+    const header = result.protectedHeader;
+    return this.identity(issuer, result.payload, header.alg, header.kid, trace);
+  }
+
+  /** Verified payload and protected header (alg, kid) -> Identity, whichever path verified them. */
+  private identity(
+    issuer: CompiledIssuer,
+    payload: JWTPayload,
+    alg: string,
+    kid: unknown,
+    trace: string[] | null,
+  ): VerifyOutcome {
     const sub = payload.sub;
     if (
       sub !== undefined &&
@@ -186,13 +283,12 @@ export class TokenVerifier {
     const maxAge = issuer.config.maxTokenAgeSeconds;
     if (maxAge !== undefined && typeof payload.iat === 'number')
       expires = Math.min(expires, payload.iat + maxAge);
-    const header = result.protectedHeader;
     const identity: Identity = {
       issuerId: issuer.id,
       iss: issuer.iss,
       sub: sub ?? null,
-      kid: typeof header.kid === 'string' ? header.kid : null,
-      alg: header.alg,
+      kid: typeof kid === 'string' ? kid : null,
+      alg,
       expiresAtMs: (expires + tol) * 1000,
       notBeforeMs: typeof payload.nbf === 'number' ? (payload.nbf - tol) * 1000 : Number.NEGATIVE_INFINITY,
       roles: issuer.roles.roles(payload),
