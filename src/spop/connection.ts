@@ -5,7 +5,8 @@
  * - Every NOTIFY gets exactly one ACK while the socket is writable: the handler's actions, or
  *   `fallbackActions(err)` when it throws, rejects, times out or returns something unencodable.
  * - Outgoing frames are encoded whole into the connection's FrameWriter and written with one
- *   `socket.write` per flush (all frames produced since the last flush), so they never interleave.
+ *   `socket.write` per flush (all frames produced since the last flush), so they never interleave:
+ *   at the end of each read for ACKs decided synchronously, in the next check phase for others.
  * - Nothing throws out of the socket callbacks; malformed input ends in AGENT-DISCONNECT with
  *   the matching status once the in-flight NOTIFYs have been answered.
  */
@@ -94,6 +95,8 @@ export class Connection {
   private closeStatus: number;
   private closeMessage: string;
   private flushScheduled: boolean;
+  /** True while onData runs: ACKs written meanwhile are flushed when it returns. */
+  private inRead: boolean;
   private head: PendingAck | null;
   private tail: PendingAck | null;
   private handlerTimer: NodeJS.Timeout | null;
@@ -118,6 +121,7 @@ export class Connection {
     this.closeStatus = Status.NORMAL;
     this.closeMessage = 'normal';
     this.flushScheduled = false;
+    this.inRead = false;
     this.head = null;
     this.tail = null;
     this.handlerTimer = null;
@@ -178,6 +182,7 @@ export class Connection {
     if (!this.reading) return;
     const f = this.framer;
     f.push(chunk);
+    this.inRead = true;
     try {
       while (this.reading && f.next()) this.onFrame(f.frame, f.start, f.end);
     } catch (err) {
@@ -186,7 +191,12 @@ export class Connection {
       } catch (e) {
         this.internalError(e);
       }
+    } finally {
+      this.inRead = false;
     }
+    // ACKs decided synchronously go out now, one write per read, without waiting for the
+    // event loop's check phase (ACKs of promises are flushed by tryAck's setImmediate).
+    if (this.writer.pending > 0) this.flush();
   }
 
   private onFrame(buf: Buffer, start: number, end: number): void {
@@ -421,7 +431,7 @@ export class Connection {
       return new SpopError(SpopErrorCode.TOO_BIG, Status.TOO_BIG, `ACK of ${len} bytes above max-frame-size`);
     }
     this.host.stats.acks++;
-    if (!this.flushScheduled) {
+    if (!this.flushScheduled && !this.inRead) {
       this.flushScheduled = true;
       setImmediate(this.flushBound);
     }

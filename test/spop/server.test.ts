@@ -3,11 +3,12 @@
  * client that speaks HAProxy's side (test/helpers/spop-client.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   type Action,
   compileActions,
@@ -338,6 +339,50 @@ describe('NOTIFY → ACK', () => {
     expect(acks.map((a) => tagOf(a)).sort()).toEqual(Array.from({ length: N }, (_, i) => String(i)).sort());
     expect(acks.every((a) => String(a.streamId) === tagOf(a))).toBe(true);
     expect(server.stats.acks).toBe(N);
+  });
+
+  it('ACKs decided synchronously leave in one write before the read callback returns', async () => {
+    const { port } = await start({ handler: echoHandler });
+    const c = await ready(port);
+    // Server-side sockets are the ones whose local port is the server's.
+    type Fn = (this: Socket, ...args: unknown[]) => boolean;
+    const proto = Socket.prototype as unknown as { emit: Fn; write: Fn };
+    const emit = proto.emit;
+    const write = proto.write;
+    let inRead = false;
+    const writes: { inRead: boolean; bytes: number }[] = [];
+    vi.spyOn(proto, 'emit').mockImplementation(function (this: Socket, ...args: unknown[]) {
+      if (args[0] !== 'data' || this.localPort !== port) return emit.apply(this, args);
+      inRead = true;
+      try {
+        return emit.apply(this, args);
+      } finally {
+        inRead = false;
+      }
+    });
+    vi.spyOn(proto, 'write').mockImplementation(function (this: Socket, ...args: unknown[]) {
+      if (this.localPort === port) writes.push({ inRead, bytes: (args[0] as Buffer).length });
+      return write.apply(this, args);
+    });
+    try {
+      const frames = Array.from({ length: 20 }, (_, i) =>
+        encodeFrame({
+          type: FrameType.NOTIFY,
+          streamId: i,
+          frameId: 1,
+          messages: [{ name: 'm', args: [{ name: 'n', value: `v${i}` }] }],
+        }),
+      );
+      c.write(Buffer.concat(frames));
+      const acks = await c.take(20);
+      expect(acks.map(tagOf)).toEqual(Array.from({ length: 20 }, (_, i) => `v${i}`));
+    } finally {
+      vi.restoreAllMocks();
+    }
+    expect(writes.length).toBeGreaterThan(0);
+    expect(writes.every((w) => w.inRead)).toBe(true);
+    // One write per read: at most as many writes as the reads the 20 frames arrived in.
+    expect(writes.length).toBeLessThanOrEqual(20);
   });
 
   it('unknown frame types after the handshake are skipped', async () => {
