@@ -48,8 +48,10 @@ interface HeaderHint {
 
 /** How many verifications each path has answered (tests, benchmarks, stats). */
 export interface VerifyPathCounts {
-  /** Signature and claims checked synchronously with node:crypto (jws.ts, claims-check.ts). */
+  /** Signature checked with node:crypto, claims with claims-check.ts (jws.ts). */
   fast: number;
+  /** Of `fast`, those whose signature check ran on libuv's pool (ECDSA, EdDSA: FastKey.offload). */
+  pooled: number;
   /** Handed to jose's jwtVerify (anything the fast path does not take on). */
   jose: number;
 }
@@ -65,9 +67,10 @@ const MAX_HEADER_HINTS = 256;
  *
  * Hot path, per token: one regex for the compact shape, one base64 decode of the payload for
  * `iss`, a remembered parse of the header (alg, kid). Then, when the header is an ordinary one
- * and the issuer's key index has a key for it, the fast path: the signature with node:crypto,
- * synchronously, and the claims with a mirror of jose's checks (claims-check.ts); the outcome
- * is returned without a promise. Anything else (unknown kid, no kid and several keys, crit,
+ * and the issuer's key index has a key for it, the fast path: the signature with node:crypto
+ * (synchronously for RSA and HMAC, so the outcome comes back without a promise; on the thread
+ * pool for ECDSA and EdDSA, see jws.ts) and the claims with a mirror of jose's checks
+ * (claims-check.ts). Anything else (unknown kid, no kid and several keys, crit,
  * b64, jku/jwk/x5u, odd base64, keys not indexed yet) goes to jose's jwtVerify as before.
  */
 export class TokenVerifier {
@@ -77,7 +80,7 @@ export class TokenVerifier {
   /** Claim rules per jwtVerify options object (issuer.optionsAt makes one per second). */
   private readonly rules = new WeakMap<JWTVerifyOptions, ClaimRules | null>();
   private readonly fastPath: boolean;
-  readonly paths: VerifyPathCounts = { fast: 0, jose: 0 };
+  readonly paths: VerifyPathCounts = { fast: 0, pooled: 0, jose: 0 };
 
   /** `fastPath: false` sends every verification to jose (differential tests, a kill switch). */
   constructor(
@@ -120,7 +123,7 @@ export class TokenVerifier {
     const options = issuer.optionsAt(nowMs);
     const hint = this.headerHint(headerSegment);
     if (this.fastPath && hint?.fast) {
-      let outcome: VerifyOutcome | null;
+      let outcome: VerifyOutcome | Promise<VerifyOutcome> | null;
       try {
         outcome = this.verifyFast(token, dot1, dot2, payloadBytes, hint.fast, issuer, options, trace);
       } catch (bug) {
@@ -128,7 +131,12 @@ export class TokenVerifier {
       }
       if (outcome !== null) {
         this.paths.fast++;
-        return report(outcome, done);
+        if (!(outcome instanceof Promise)) return report(outcome, done);
+        this.paths.pooled++;
+        return outcome.then(
+          (o) => report(o, done),
+          (bug: unknown) => report(internalError(issuer, bug), done),
+        );
       }
     }
     this.paths.jose++;
@@ -154,7 +162,8 @@ export class TokenVerifier {
    * The fast path: null when it cannot decide (then jose does, from scratch). Decides only what
    * jose, handed the same key, would decide the same way: the order of checks is jose's
    * (algorithm allow-list, signature, then claims), failures carry jose's codes and map
-   * through reasonForJoseError like jose's errors do.
+   * through reasonForJoseError like jose's errors do. A promise only when the key's signature
+   * check runs on the thread pool (FastKey.offload).
    */
   private verifyFast(
     token: string,
@@ -165,7 +174,7 @@ export class TokenVerifier {
     issuer: CompiledIssuer,
     options: JWTVerifyOptions,
     trace: string[] | null,
-  ): VerifyOutcome | null {
+  ): VerifyOutcome | Promise<VerifyOutcome> | null {
     let rules = this.rules.get(options);
     if (rules === undefined) {
       rules = compileClaimRules(options);
@@ -178,11 +187,35 @@ export class TokenVerifier {
     if ((dot2 - dot1 - 1) % 4 === 1 || (token.length - dot2 - 1) % 4 === 1) return null;
     const key: FastKey | undefined = issuer.keys.fastKeyFor(alg, kid);
     if (key === undefined || key.alg !== alg) return null;
-    trace?.push('verifier: fast path (node:crypto)');
+    trace?.push(`verifier: fast path (node:crypto${key.offload ? ', thread pool' : ''})`);
     // The token is ASCII (COMPACT_JWS), so latin1 gives the signing input's bytes.
     const signingInput = Buffer.from(token.slice(0, dot2), 'latin1');
     const signature = Buffer.from(token.slice(dot2 + 1), 'base64url');
-    if (!key.verify(signingInput, signature)) {
+    if (key.offload) {
+      const checked = rules;
+      return key
+        .verifyAsync(signingInput, signature)
+        .then((ok) => this.afterSignature(ok, checked, header, payloadBytes, issuer, trace));
+    }
+    return this.afterSignature(
+      key.verify(signingInput, signature),
+      rules,
+      header,
+      payloadBytes,
+      issuer,
+      trace,
+    );
+  }
+
+  private afterSignature(
+    verified: boolean,
+    rules: ClaimRules,
+    header: FastHeader,
+    payloadBytes: Buffer,
+    issuer: CompiledIssuer,
+    trace: string[] | null,
+  ): VerifyOutcome {
+    if (!verified) {
       return fail(
         'bad_signature',
         issuer.iss,
@@ -191,7 +224,7 @@ export class TokenVerifier {
     }
     const claims = checkClaims(rules, header.typ, payloadBytes);
     if (!claims.ok) return fail(reasonForJoseError(claims), issuer.iss, `${claims.code}: ${claims.message}`);
-    return this.identity(issuer, claims.payload, alg, kid, trace);
+    return this.identity(issuer, claims.payload, header.alg, header.kid, trace);
   }
 
   /** alg and kid of a header segment, and its fast-path form, parsed once per distinct header. */

@@ -17,11 +17,13 @@ import fc from 'fast-check';
 import * as jose from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compileClaimPath } from '../../src/auth/claims.js';
+import { AuthzEngine, type Decision } from '../../src/auth/index.js';
 import { CompiledIssuer } from '../../src/auth/issuer.js';
 import { IssuerSchema } from '../../src/auth/issuer-config.js';
 import { silentLogger } from '../../src/auth/logger.js';
 import { TokenVerifier, type VerifyOutcome } from '../../src/auth/verify.js';
-import { NOW_MS, NOW_S } from './helpers/keys.js';
+import { jwks as jwksOf, makeKey, NOW_MS, NOW_S } from './helpers/keys.js';
+import { request } from './helpers/request.js';
 
 const ASYM = [
   'RS256',
@@ -593,16 +595,22 @@ describe('keys the fast path leaves to jose', () => {
     }
   });
 
-  it('answers valid tokens synchronously on the fast path', () => {
-    const outcome = fast.verify(mint(keys.ES256 as AlgKey), NOW_MS, null);
-    expect(outcome).not.toBeInstanceOf(Promise);
-    expect((outcome as VerifyOutcome).ok).toBe(true);
+  it('answers synchronously for RSA and HMAC, on the thread pool for ECDSA and EdDSA', async () => {
+    for (const alg of ALL) {
+      const before = { ...fast.paths };
+      const outcome = fast.verify(mint(keys[alg] as AlgKey), NOW_MS, null);
+      const pooled = alg.startsWith('E');
+      expect(outcome instanceof Promise, alg).toBe(pooled);
+      expect((await outcome).ok, alg).toBe(true);
+      expect(fast.paths.fast - before.fast, alg).toBe(1);
+      expect(fast.paths.pooled - before.pooled, alg).toBe(pooled ? 1 : 0);
+    }
   });
 
-  it('reports each outcome to `done` once, synchronously on the fast path', () => {
+  it('reports each outcome to `done` once, synchronously on the synchronous fast path', () => {
     const seen: VerifyOutcome[] = [];
     const outcome = fast.verify(
-      mint(keys.EdDSA as AlgKey, { payload: { exp: NOW_S - 3600 } }),
+      mint(keys.RS256 as AlgKey, { payload: { exp: NOW_S - 3600 } }),
       NOW_MS,
       null,
       (o) => seen.push(o),
@@ -611,10 +619,22 @@ describe('keys the fast path leaves to jose', () => {
     expect(seen[0]).toMatchObject({ ok: false, reason: 'expired', iss: A });
   });
 
+  it('reports each outcome to `done` once, before the promise settles, on the pooled fast path', async () => {
+    const seen: VerifyOutcome[] = [];
+    const pending = fast.verify(mint(keys.EdDSA as AlgKey, { sig: flip }), NOW_MS, null, (o) => seen.push(o));
+    expect(seen).toEqual([]);
+    const outcome = await pending;
+    expect(seen).toEqual([outcome]);
+    expect(outcome).toMatchObject({ ok: false, reason: 'bad_signature', iss: A });
+  });
+
   it('traces which path verified', async () => {
     const trace: string[] = [];
     await fast.verify(mint(keys.ES256 as AlgKey), NOW_MS, trace);
-    expect(trace).toContain('verifier: fast path (node:crypto)');
+    expect(trace).toContain('verifier: fast path (node:crypto, thread pool)');
+    const rsTrace: string[] = [];
+    await fast.verify(mint(keys.RS256 as AlgKey), NOW_MS, rsTrace);
+    expect(rsTrace).toContain('verifier: fast path (node:crypto)');
     const joseTrace: string[] = [];
     await fast.verify(mint(keys.ES256 as AlgKey, { header: { jku: 'x' } }), NOW_MS, joseTrace);
     expect(joseTrace).toContain('verifier: jose');
@@ -748,4 +768,41 @@ describe('property: random header, payload and signature mutations', () => {
     // The generator is tuned so that a fair share of cases reach the fast path at all.
     expect(fastTaken).toBeGreaterThan(20);
   }, 30_000);
+});
+
+describe('through the engine', () => {
+  it('decides an RS256 miss synchronously and caches it before the next request', async () => {
+    const key = await makeKey('RS256', 'k');
+    const engine = AuthzEngine.create(
+      {
+        issuers: [
+          {
+            id: 'idp',
+            issuer: A,
+            audiences: [AUD],
+            algorithms: ['RS256'],
+            keys: { type: 'jwks', jwks: jwksOf(key) },
+          },
+        ],
+        policy: { preset: 'none', rules: [{ name: 'any-token', path: '/**' }] },
+      },
+      { now: () => NOW_MS },
+    );
+    await engine.start();
+    const token = await new jose.SignJWT({ sub: 'alice' })
+      .setProtectedHeader({ alg: 'RS256', kid: 'k' })
+      .setIssuer(A)
+      .setAudience(AUD)
+      .setExpirationTime(NOW_S + 60)
+      .sign(key.privateKey);
+    const decisions = Array.from({ length: 3 }, () => engine.decide(request('GET', '/api/flows', { token })));
+    expect(decisions.some((d) => d instanceof Promise)).toBe(false);
+    expect((decisions as Decision[]).map((d) => [d.reason, d.cache])).toEqual([
+      ['ok', 'miss'],
+      ['ok', 'hit'],
+      ['ok', 'hit'],
+    ]);
+    expect(engine.stats()).toMatchObject({ verifications: 1, cache: { coalesced: 0 } });
+    engine.close();
+  });
 });
