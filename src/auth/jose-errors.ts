@@ -6,6 +6,8 @@ import type { Reason } from './reasons.js';
  * Infrastructure failures are 503-class: our fetch wrapper turns every network problem into
  * AuthError('keys_unavailable'); jose's own JWKS fetch errors are mapped too in case one
  * slips through. Anything else unrecognised is a key the token cannot use: unknown_key.
+ * The fast path (verify.ts) feeds it the jose-shaped failures of claims-check.ts, so both paths
+ * share this one mapping.
  */
 export function reasonForJoseError(err: unknown): Reason {
   if (isAuthError(err, 'keys_unavailable')) return 'keys_unavailable';

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import * as jose from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AuthzEngine } from '../../src/auth/index.js';
@@ -53,6 +54,35 @@ describe('KeyIndex (synchronous kid lookup in front of jose)', () => {
     expect(index.lookup('ES256', 'ops')).toBeUndefined();
     expect(index.lookup('ES256', 'curve')).toBeUndefined();
     expect(index.lookup('ES256', undefined)).toBeUndefined();
+  });
+
+  it('holds a node:crypto FastKey beside each CryptoKey jose would accept, for the same lookups', async () => {
+    const { publicKey } = await jose.generateKeyPair('RS256', { modulusLength: 2048 });
+    const weak = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' });
+    const index = await KeyIndex.build(
+      {
+        keys: [
+          rsa.jwk,
+          ec.jwk,
+          { ...weak, kid: 'weak', alg: 'RS256' },
+          { ...(await jose.exportJWK(publicKey)), kid: 'x' },
+        ],
+      },
+      ['RS256', 'PS256', 'ES256'],
+    );
+    expect(index.fastLookup('RS256', 'r1')?.alg).toBe('RS256');
+    expect(index.fastLookup('ES256', 'e1')).toMatchObject({ alg: 'ES256', offload: true });
+    expect(index.fastLookup('ES256', undefined)?.alg).toBe('ES256');
+    // A JWK without alg serves every RSA algorithm, each with its own FastKey.
+    expect(index.fastLookup('PS256', 'x')).toMatchObject({ alg: 'PS256', offload: false });
+    expect(index.fastLookup('RS256', 'x')?.alg).toBe('RS256');
+    // jose refuses RSA under 2048 bits at verification time: the CryptoKey is indexed, no FastKey.
+    expect(index.lookup('RS256', 'weak')).toBeDefined();
+    expect(index.fastLookup('RS256', 'weak')).toBeUndefined();
+    expect(index.fastLookup('PS256', 'r1')).toBeUndefined();
+    expect(index.fastLookup('RS256', 'nope')).toBeUndefined();
+    // Three RS256 candidates without kid: ambiguous, left to jose.
+    expect(index.fastLookup('RS256', undefined)).toBeUndefined();
   });
 
   it('never indexes private key material', async () => {
