@@ -1,5 +1,6 @@
 import { compileClaimPath } from './claims.js';
 import { type AuthzRequest, type CacheOutcome, type Decision, makeDecision, NO_CLAIMS } from './decision.js';
+import { DecisionMemo } from './decision-memo.js';
 import { type AuthzConfig, parseAuthzConfig } from './engine-config.js';
 import { AuthError, type AuthErrorIssue } from './errors.js';
 import type { FetchLike } from './http-fetch.js';
@@ -220,18 +221,17 @@ export class AuthzEngine {
   }
 
   /**
-   * A cached identity: the decision remembered for this request key (policy.requestKey), or a
-   * new one, remembered. A remembered decision is what authorize() would answer again: same
-   * identity, same policy generation, same fields the policy reads; the token's validity
-   * window was checked by the cache lookup just before. Rejected paths are not remembered.
+   * A cached identity: the decision remembered for this request (DecisionMemo), or a new one,
+   * remembered. A remembered decision is what authorize() would answer again: same identity,
+   * same policy generation, same fields the policy reads; the token's validity window was
+   * checked by the cache lookup just before. Rejected paths are not remembered.
    */
   private decideCached(req: AuthzRequest, identity: Identity): Decision {
     const policy = this.policy;
     if (identity.maskGeneration !== policy.generation) this.refreshMasks(identity, policy);
-    const rkey = policy.requestKey(req);
     let memo = identity.decisions;
-    if (rkey !== null && memo !== null) {
-      const d = memo.get(rkey);
+    if (memo !== null) {
+      const d = memo.get(req);
       if (d !== undefined) {
         this.counters.hits++;
         return d;
@@ -241,11 +241,8 @@ export class AuthzEngine {
     if (path instanceof PathRejection) return denial('bad_request', null, null);
     this.counters.hits++;
     const d = Object.freeze(this.authorize(req, path, identity, 'hit', null));
-    if (rkey !== null) {
-      if (memo === null) identity.decisions = memo = new Map();
-      else if (memo.size >= MAX_REMEMBERED_DECISIONS) memo.clear();
-      memo.set(rkey, d);
-    }
+    if (memo === null) identity.decisions = memo = new DecisionMemo(policy.reads, MAX_REMEMBERED_DECISIONS);
+    memo.set(req, d);
     return d;
   }
 

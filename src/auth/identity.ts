@@ -1,5 +1,6 @@
 import type { Claims } from './claims.js';
-import type { Decision, ForwardedClaims } from './decision.js';
+import type { ForwardedClaims } from './decision.js';
+import type { DecisionMemo } from './decision-memo.js';
 
 /** What a verified token grants; the value of the token cache. Never holds the token itself. */
 export interface Identity {
@@ -25,5 +26,5 @@ export interface Identity {
    * Decisions already made for this identity, by request shape (engine.ts), valid for the
    * policy generation in maskGeneration; null until the first one.
    */
-  decisions: Map<string, Decision> | null;
+  decisions: DecisionMemo | null;
 }

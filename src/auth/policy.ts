@@ -1,4 +1,4 @@
-import type { AuthzRequest } from './decision.js';
+import type { RequestReads } from './decision-memo.js';
 import { parseWith } from './engine-config.js';
 import { type PolicyConfig, type PolicyConfigInput, PolicySchema, RuleSchema } from './policy-config.js';
 import { prefectPresetRules } from './prefect-preset.js';
@@ -7,10 +7,6 @@ import { type CompiledRule, compileRule, type MatchContext, ruleConcerns, ruleMi
 import { RuleIndex } from './rule-index.js';
 
 let generations = 0;
-
-/** Length marker of an absent field in a request key; fields this long are not keyed. */
-const NULL_FIELD = 0xffff;
-const NULL_CHAR = String.fromCharCode(NULL_FIELD);
 
 /** A validated, compiled policy. Immutable; reloading builds a new one and swaps the reference. */
 export class CompiledPolicy {
@@ -21,11 +17,7 @@ export class CompiledPolicy {
   readonly rules: readonly CompiledRule[];
   readonly config: PolicyConfig;
   private readonly index: RuleIndex;
-  /** Request fields some rule reads besides method and path (a request key includes only these). */
-  private readonly usesQuery: boolean;
-  private readonly usesHost: boolean;
-  private readonly usesSrc: boolean;
-  private readonly usesPrefectUi: boolean;
+  private readonly requestReads: RequestReads;
 
   private constructor(config: PolicyConfig) {
     this.generation = ++generations;
@@ -40,40 +32,17 @@ export class CompiledPolicy {
     for (const rule of preset) rules.push(compileRule(rule, rules.length, 'preset', this.roles));
     this.rules = rules;
     this.index = new RuleIndex(rules);
-    this.usesQuery = rules.some((r) => r.query.length > 0);
-    this.usesHost = rules.some((r) => r.hosts !== null);
-    this.usesSrc = rules.some((r) => r.sources !== null);
-    this.usesPrefectUi = rules.some((r) => r.prefectUi !== null);
+    this.requestReads = Object.freeze({
+      query: rules.some((r) => r.query.length > 0),
+      host: rules.some((r) => r.hosts !== null),
+      src: rules.some((r) => r.sources !== null),
+      prefectUi: rules.some((r) => r.prefectUi !== null),
+    });
   }
 
-  /**
-   * A string naming everything of `req` this policy can look at besides the identity (method,
-   * raw path, and query/host/src/X-Prefect-UI only when some rule reads them), or null when a
-   * field is too long to key. Equal keys mean equal match() results for the same identity, so
-   * decisions can be remembered per (identity, key). Each field is prefixed by its length as
-   * one UTF-16 unit (0xFFFF for null), so distinct requests never share a key.
-   */
-  requestKey(req: AuthzRequest): string | null {
-    const { method, path } = req;
-    if (method.length >= NULL_FIELD || path.length >= NULL_FIELD) return null;
-    let key = String.fromCharCode(method.length) + method + String.fromCharCode(path.length) + path;
-    if (this.usesQuery) {
-      const q = req.query;
-      if (q !== null && q.length >= NULL_FIELD) return null;
-      key += q === null ? NULL_CHAR : String.fromCharCode(q.length) + q;
-    }
-    if (this.usesHost) {
-      const h = req.host;
-      if (h !== null && h.length >= NULL_FIELD) return null;
-      key += h === null ? NULL_CHAR : String.fromCharCode(h.length) + h;
-    }
-    if (this.usesSrc) {
-      const a = req.src;
-      if (a !== null && a.length >= NULL_FIELD) return null;
-      key += a === null ? NULL_CHAR : String.fromCharCode(a.length) + a;
-    }
-    if (this.usesPrefectUi) key += req.prefectUi === true ? '1' : '0';
-    return key;
+  /** Request fields some rule reads besides method and path (DecisionMemo compares only these). */
+  get reads(): RequestReads {
+    return this.requestReads;
   }
 
   /** Validates (AuthError 'config_invalid' with zod paths) and compiles. */
