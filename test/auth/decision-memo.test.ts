@@ -7,8 +7,14 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeDecision, NO_CLAIMS } from '../../src/auth/decision.js';
 import { DecisionMemo } from '../../src/auth/decision-memo.js';
-import { AuthzEngine, CompiledPolicy, type Decision, type PolicyConfigInput } from '../../src/auth/index.js';
-import { jwks, makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
+import {
+  type AuthzEngine,
+  CompiledPolicy,
+  type Decision,
+  type PolicyConfigInput,
+} from '../../src/auth/index.js';
+import { testEngine } from './helpers/engine.js';
+import { makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
 import { type RequestOptions, request } from './helpers/request.js';
 
 const ISS = 'https://idp.example.com';
@@ -39,22 +45,7 @@ const POLICY: PolicyConfigInput = {
 };
 
 function engine(clock: { now: number }, policy: PolicyConfigInput = POLICY): AuthzEngine {
-  return AuthzEngine.create(
-    {
-      issuers: [
-        {
-          id: 'idp',
-          issuer: ISS,
-          audiences: ['prefect'],
-          algorithms: ['ES256'],
-          keys: { type: 'jwks', jwks: jwks(key) },
-          roles: { claims: ['roles'], passthrough: true },
-        },
-      ],
-      policy,
-    },
-    { now: () => clock.now },
-  );
+  return testEngine(key, () => clock.now, { policy });
 }
 
 beforeAll(async () => {

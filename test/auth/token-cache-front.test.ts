@@ -3,8 +3,9 @@
  * outliving its LRU entry, expiry and the maximum TTL still enforced on front hits.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type AuthzConfigInput, AuthzEngine } from '../../src/auth/index.js';
-import { jwks, makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
+import type { AuthzConfigInput, AuthzEngine } from '../../src/auth/index.js';
+import { testEngine } from './helpers/engine.js';
+import { makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
 import { request } from './helpers/request.js';
 
 const ISS = 'https://idp.example.com';
@@ -17,22 +18,7 @@ beforeAll(async () => {
 
 function engine(cache: AuthzConfigInput['cache'] = {}): AuthzEngine {
   clock.now = NOW_MS;
-  return AuthzEngine.create(
-    {
-      issuers: [
-        {
-          id: 'idp',
-          issuer: ISS,
-          audiences: ['prefect'],
-          algorithms: ['ES256'],
-          keys: { type: 'jwks', jwks: jwks(key) },
-          roles: { claims: ['roles'], passthrough: true },
-        },
-      ],
-      cache,
-    },
-    { now: () => clock.now },
-  );
+  return testEngine(key, () => clock.now, { cache });
 }
 
 const mint = (sub: string, exp = 3600) =>
