@@ -19,26 +19,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { compileClaimPath } from '../../src/auth/claims.js';
 import { AuthzEngine, type Decision } from '../../src/auth/index.js';
 import { CompiledIssuer } from '../../src/auth/issuer.js';
-import { IssuerSchema } from '../../src/auth/issuer-config.js';
+import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, IssuerSchema } from '../../src/auth/issuer-config.js';
 import { silentLogger } from '../../src/auth/logger.js';
 import { TokenVerifier, type VerifyOutcome } from '../../src/auth/verify.js';
 import { jwks as jwksOf, makeKey, NOW_MS, NOW_S } from './helpers/keys.js';
 import { request } from './helpers/request.js';
 
-const ASYM = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-  'Ed25519',
-];
-const HMAC = ['HS256', 'HS384', 'HS512'];
+// Every algorithm an issuer may be configured with.
+const ASYM = [...ASYMMETRIC_ALGORITHMS];
+const HMAC = [...HMAC_ALGORITHMS];
 const ALL = [...ASYM, ...HMAC];
 
 const A = 'https://idp.example.com';
