@@ -57,6 +57,7 @@ load:
   --pipeline N           NOTIFYs in flight per connection (default 20)
   --rate R               decisions/s, open loop (latency from the intended send time);
                          default: as fast as possible
+  --pacing sleep|spin    open loop: wait for send times in short sleeps (default) or spin
   --duration S           measured seconds (default 10 unless --requests); --requests N
   --warmup S             unmeasured seconds first (default 1)
   --timeout MS           an ACK later than this is a timeout (default 1500)
@@ -102,6 +103,7 @@ const options = {
   connections: { type: 'string' },
   pipeline: { type: 'string' },
   rate: { type: 'string' },
+  pacing: { type: 'string' },
   duration: { type: 'string' },
   requests: { type: 'string' },
   warmup: { type: 'string' },

@@ -223,6 +223,7 @@ async function measure(
       pipeline: o.pipeline,
       loop: o.rate === null ? 'closed' : 'open',
       rate: o.rate,
+      pacing: o.pacing,
       durationS: o.durationS,
       requests: o.requests,
       warmupS: o.warmupS,

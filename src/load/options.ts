@@ -13,6 +13,13 @@ export type TokenMode =
 /** How stream/frame ids are chosen (reference §1.13). */
 export type IdStyle = '3.1' | '2.6';
 
+/**
+ * Open loop: how the generator waits for the next send time. `sleep` blocks the thread in
+ * short sleeps (Atomics.wait, at most 50 µs each) and leaves the CPU to the agent; `spin`
+ * polls the event loop without pause (send times exact to a few µs, one core busy).
+ */
+export type Pacing = 'sleep' | 'spin';
+
 export type Algorithm = (typeof ALGORITHMS)[number];
 
 export interface LoadOptions {
@@ -28,6 +35,8 @@ export interface LoadOptions {
   readonly pipeline: number;
   /** Target decisions/s, open loop; null = as fast as possible (closed loop). */
   readonly rate: number | null;
+  /** Open loop: how the wait for the next send time is spent. */
+  readonly pacing: Pacing;
   /** Measured phase length in seconds; null = bounded by `requests` only. */
   readonly durationS: number | null;
   /** Measured requests; null = bounded by `durationS` only. */
@@ -140,6 +149,11 @@ export function parseLoadOptions(values: RawLoadValues): LoadOptions {
     throw new LoadUsageError(`--alg ${alg} writes its own agent config; it cannot be combined with --config`);
   }
 
+  const pacing = str(values, 'pacing') ?? 'sleep';
+  if (pacing !== 'sleep' && pacing !== 'spin') {
+    throw new LoadUsageError(`--pacing takes sleep or spin, got "${pacing}"`);
+  }
+
   const ids = str(values, 'ids') ?? '3.1';
   if (ids !== '3.1' && ids !== '2.6') throw new LoadUsageError(`--ids takes 3.1 or 2.6, got "${ids}"`);
 
@@ -151,6 +165,7 @@ export function parseLoadOptions(values: RawLoadValues): LoadOptions {
     connections: num(values, 'connections', 1, LIMITS.connections, true) ?? 4,
     pipeline: num(values, 'pipeline', 1, LIMITS.pipeline, true) ?? 20,
     rate: num(values, 'rate', 1, LIMITS.rate, false),
+    pacing,
     durationS,
     requests,
     warmupS: num(values, 'warmup', 0, LIMITS.warmupS, false) ?? 1,

@@ -33,6 +33,8 @@ export interface LoadReport {
     readonly pipeline: number;
     readonly loop: 'open' | 'closed';
     readonly rate: number | null;
+    /** Open loop: how the generator waited for send times (--pacing). */
+    readonly pacing: 'sleep' | 'spin';
     readonly durationS: number | null;
     readonly requests: number | null;
     readonly warmupS: number;
@@ -104,7 +106,10 @@ function entries(rec: Readonly<Record<string, number>>): string {
 export function formatReport(r: LoadReport): string {
   const s = r.settings;
   const lines: string[] = [];
-  const loop = s.loop === 'open' ? `open loop at ${n(s.rate ?? 0)}/s` : 'closed loop (as fast as possible)';
+  const loop =
+    s.loop === 'open'
+      ? `open loop at ${n(s.rate ?? 0)}/s (${s.pacing === 'spin' ? 'spinning' : 'sleeping'} between sends)`
+      : 'closed loop (as fast as possible)';
   lines.push(
     `target     ${r.target}${r.agent.spawned ? ` (spawned agent, pid ${r.agent.pid})` : r.agent.pid !== null ? ` (agent pid ${r.agent.pid})` : ''}`,
     `load       ${s.connections} connections x ${s.pipeline} in flight, ${loop}, ids like HAProxy ${s.ids}`,

@@ -22,6 +22,7 @@ export type RunnerOptions = Pick<
   | 'connections'
   | 'pipeline'
   | 'rate'
+  | 'pacing'
   | 'durationS'
   | 'requests'
   | 'warmupS'
@@ -66,6 +67,13 @@ export interface RunnerResult {
 }
 
 const TICK_MS = 1000;
+/**
+ * `--pacing sleep`: the longest sleep between two looks at the sockets. An ACK that arrives
+ * during a sleep is read when it ends, so its latency reads at most this much (plus the
+ * kernel's timer slack, 50 µs by default) too high.
+ */
+const MAX_SLEEP_MS = 0.05;
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 const TIMEOUT_SCAN_MS = 50;
 
 export class Runner implements ConnectionEvents {
@@ -95,7 +103,12 @@ export class Runner implements ConnectionEvents {
   /** Every ACK matched, warm-up included (progress lines). */
   private answered = 0;
   private finished: (() => void) | null = null;
-  private readonly pumpBound = () => this.pump();
+  /** The armed pump (timer or immediate): at most one is armed at a time (pumpScheduled). */
+  private readonly pumpBound = () => {
+    this.pumpScheduled = false;
+    this.pumpTimer = null;
+    this.pump();
+  };
 
   constructor(tokens: TokenSet, options: RunnerOptions) {
     this.o = options;
@@ -239,13 +252,13 @@ export class Runner implements ConnectionEvents {
     for (let n = conn.free(); n > 0 && this.canSend(); n--) this.sendOn(conn, nowMs, nowMs);
   }
 
-  /** Sends what is due (open loop) or fills every pipeline (closed loop), then flushes. */
+  /**
+   * Sends what is due (open loop) or fills every pipeline (closed loop), then flushes. Open
+   * loop: then arms the next pump for the next send time, unless one is armed already. Called
+   * from the armed pump and whenever ACKs free pipeline slots; arming only when none is armed
+   * keeps it to one chain of pumps (each ACK used to start another chain of immediates).
+   */
   private pump(): void {
-    this.pumpScheduled = false;
-    if (this.pumpTimer !== null) {
-      clearTimeout(this.pumpTimer);
-      this.pumpTimer = null;
-    }
     if (this.phase === 'done') return;
     const now = performance.now();
     const conns = this.conns;
@@ -278,12 +291,16 @@ export class Runner implements ConnectionEvents {
     this.rr = (this.rr + k + 1) % n;
     for (const c of conns) c.flush();
     if (this.nextIndex < due || (this.phase !== 'measure' && this.phase !== 'warmup')) return;
-    const wait = schedule.waitMs(this.nextIndex, performance.now());
     if (this.pumpScheduled) return;
+    const wait = schedule.waitMs(this.nextIndex, performance.now());
     this.pumpScheduled = true;
-    // Timers fire at 1 ms granularity at best: spin on setImmediate for shorter waits.
-    if (wait < 1) setImmediate(this.pumpBound);
-    else this.pumpTimer = setTimeout(this.pumpBound, Math.floor(wait));
+    // Timers fire at 1 ms granularity at best. For shorter waits, look at the sockets again on
+    // the next turn of the event loop (setImmediate), after a short sleep unless --pacing spin:
+    // spinning takes a core the agent may need (half of this 2-core machine).
+    if (wait < 1) {
+      if (this.o.pacing === 'sleep' && wait > 0) Atomics.wait(sleepCell, 0, 0, Math.min(wait, MAX_SLEEP_MS));
+      setImmediate(this.pumpBound);
+    } else this.pumpTimer = setTimeout(this.pumpBound, Math.floor(wait));
   }
 
   // ---- phases ------------------------------------------------------------------------------------

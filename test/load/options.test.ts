@@ -11,6 +11,7 @@ describe('load options', () => {
       connections: 4,
       pipeline: 20,
       rate: null,
+      pacing: 'sleep',
       durationS: 10,
       requests: null,
       warmupS: 1,
@@ -21,6 +22,10 @@ describe('load options', () => {
       ids: '3.1',
       spawnAgent: false,
     });
+  });
+
+  it('takes --pacing spin for exact send times', () => {
+    expect(parseLoadOptions({ rate: '1000', pacing: 'spin' })).toMatchObject({ rate: 1000, pacing: 'spin' });
   });
 
   it('is bounded by --requests alone when given without --duration', () => {
@@ -65,6 +70,7 @@ describe('load options', () => {
     [{ tokens: 'pool:0' }, /--tokens takes reuse, pool:N/],
     [{ tokens: 'many' }, /--tokens/],
     [{ ids: '3.0' }, /--ids takes 3.1 or 2.6/],
+    [{ pacing: 'busy' }, /--pacing takes sleep or spin/],
     [{ target: 'nohostport' }, /--target: expected host:port/],
     [{ target: '127.0.0.1:99999' }, /port out of range/],
     [{ alg: 'none' }, /--alg takes one of/],

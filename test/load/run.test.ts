@@ -94,6 +94,34 @@ describe('load generator against the real agent (in process, dev issuer)', () =>
     expect(r.settings.loop).toBe('open');
   });
 
+  // Each batch of ACKs used to arm another chain of setImmediate pumps (and, sleeping between
+  // sends, another sleep per loop turn: p50 8 ms at 5k/s). One pump is armed at a time now.
+  it.each(['sleep', 'spin'])('open loop, --pacing %s: never more than one pump armed', async (pacing) => {
+    const real = globalThis.setImmediate;
+    let armed = 0;
+    let maxArmed = 0;
+    const counting = ((cb: (...a: unknown[]) => void, ...rest: unknown[]) => {
+      if (cb.name !== 'pumpBound') return real(cb, ...rest);
+      armed++;
+      maxArmed = Math.max(maxArmed, armed);
+      return real(() => {
+        armed--;
+        cb();
+      });
+    }) as typeof setImmediate;
+    globalThis.setImmediate = counting;
+    try {
+      const r = await runLoadTest(
+        options({ requests: '1500', rate: '3000', pacing, connections: '3', pipeline: '20' }, port),
+      );
+      expect([r.sent, r.acked, r.errors.total]).toEqual([1500, 1500, 0]);
+      expect(r.settings.pacing).toBe(pacing);
+    } finally {
+      globalThis.setImmediate = real;
+    }
+    expect(maxArmed).toBe(1);
+  });
+
   it('a warm-up is not counted', async () => {
     const r = await runLoadTest(options({ warmup: '0.3', requests: '200' }, port));
     expect([r.sent, r.acked, r.errors.total]).toEqual([200, 200, 0]);
