@@ -67,6 +67,7 @@ export class AgentMetrics {
   readonly registry: Registry;
   /** Per label set: plain numbers on the hot path, read by the counter at scrape time. */
   private readonly decisionCounts = new Map<string, DecisionCount>();
+  private readonly countsByDecision = new WeakMap<Decision, DecisionCount>();
   private readonly latency: FastHistogram;
 
   constructor(sources: MetricsSources, registry: Registry = new Registry()) {
@@ -196,14 +197,24 @@ export class AgentMetrics {
   onDecision(d: Decision, seconds: number): void {
     // prom-client's child.inc + Histogram.observe cost ~0.5 us per decision on this VM
     // (BENCHMARKS.md profile); plain numbers here, formatted at scrape time.
+    // Remembered decisions (cache hits) recur: their counter is found by identity.
+    let c = d.cache === 'hit' ? this.countsByDecision.get(d) : undefined;
+    if (c === undefined) {
+      c = this.countFor(d);
+      if (d.cache === 'hit') this.countsByDecision.set(d, c);
+    }
+    c.n++;
+    this.latency.observe(seconds);
+  }
+
+  private countFor(d: Decision): DecisionCount {
     const key = `${d.status}|${d.reason}|${d.tag ?? ''}`;
     let c = this.decisionCounts.get(key);
     if (c === undefined) {
       c = { labels: { status: String(d.status), reason: d.reason, tag: d.tag ?? '' }, n: 0 };
       this.decisionCounts.set(key, c);
     }
-    c.n++;
-    this.latency.observe(seconds);
+    return c;
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

@@ -10,6 +10,7 @@ export interface RequestReads {
 
 /** A remembered decision and the request fields it was made for (unread fields null/false). */
 interface Entry {
+  readonly path: string;
   readonly method: string;
   readonly query: string | null;
   readonly host: string | null;
@@ -33,6 +34,7 @@ export class DecisionMemo {
   private readonly max: number;
   private readonly byPath = new Map<string, Entry>();
   private count = 0;
+  private last: Entry | null = null;
 
   constructor(reads: RequestReads, max: number) {
     this.reads = reads;
@@ -40,28 +42,40 @@ export class DecisionMemo {
   }
 
   get(req: AuthzRequest): Decision | undefined {
-    const r = this.reads;
+    // The entry found last time first: comparing a path costs less than hashing it for the Map
+    // (a client polling one route hits here; a differing path of equal length fails early).
+    const last = this.last;
+    if (last !== null && last.path === req.path && this.matches(last, req)) return last.decision;
     for (let e = this.byPath.get(req.path) ?? null; e !== null; e = e.next) {
-      if (
-        e.method === req.method &&
-        (!r.query || e.query === req.query) &&
-        (!r.host || e.host === req.host) &&
-        (!r.src || e.src === req.src) &&
-        (!r.prefectUi || e.prefectUi === (req.prefectUi === true))
-      )
+      if (this.matches(e, req)) {
+        this.last = e;
         return e.decision;
+      }
     }
     return undefined;
+  }
+
+  private matches(e: Entry, req: AuthzRequest): boolean {
+    const r = this.reads;
+    return (
+      e.method === req.method &&
+      (!r.query || e.query === req.query) &&
+      (!r.host || e.host === req.host) &&
+      (!r.src || e.src === req.src) &&
+      (!r.prefectUi || e.prefectUi === (req.prefectUi === true))
+    );
   }
 
   set(req: AuthzRequest, decision: Decision): void {
     if (this.count >= this.max) {
       this.byPath.clear();
+      this.last = null;
       this.count = 0;
     }
     const r = this.reads;
     const path = copy(req.path);
     this.byPath.set(path, {
+      path,
       method: copy(req.method),
       query: r.query ? copyOrNull(req.query) : null,
       host: r.host ? copyOrNull(req.host) : null,
