@@ -11,6 +11,7 @@
  * the null agent's capacity and 75k/s latency alongside, as the floor of SPOP on this machine.
  *
  *   npm run bench:e2e -- [--runs 3] [--duration 10] [--connections 200] [--threads 1] [--load-connections 16]
+ *                        [--agent-workers 1]
  *                        [--haproxy-threads <cores>] [--unique-tokens 15000] [--rows 1,2,3,4,5]
  *                        [--no-load-script] [--json] [--max-other 20] [--retries 3] [--quiet-wait 180]
  *
@@ -36,7 +37,7 @@ import {
   spawnAgent,
 } from '../src/load/index.js';
 import { type CommonSettings, jwtConfig, noAuthConfig, spoeConfig } from './lib/configs.js';
-import { type CpuReport, CpuSampler } from './lib/cpu.js';
+import { type CpuReport, CpuSampler, childPids } from './lib/cpu.js';
 import { startHaproxy } from './lib/haproxy.js';
 import { AUDIENCE, ISSUER, type Material, rs256Material } from './lib/material.js';
 import { freePort, httpGet, waitForPort } from './lib/net.js';
@@ -54,6 +55,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '2' },
     connections: { type: 'string', default: '200' },
     'load-connections': { type: 'string', default: '16' },
+    'agent-workers': { type: 'string', default: '1' },
     threads: { type: 'string', default: '1' },
     'haproxy-threads': { type: 'string', default: String(cpus().length) },
     'unique-tokens': { type: 'string', default: '15000' },
@@ -80,6 +82,7 @@ const durationS = int('duration', args.duration, 1, 120);
 const warmupS = int('warmup', args.warmup, 0, 30);
 const connections = int('connections', args.connections, 1, 5_000);
 const capacityConnections = int('load-connections', args['load-connections'], 1, 1_000);
+const agentWorkers = int('agent-workers', args['agent-workers'], 1, 64);
 const threads = int('threads', args.threads, 1, 64);
 const haproxyThreads = int('haproxy-threads', args['haproxy-threads'], 1, 64);
 const uniqueTokens = int('unique-tokens', args['unique-tokens'], 100, 200_000);
@@ -206,6 +209,27 @@ async function sanity(row: Row, port: number, m: Material): Promise<string> {
   return 'valid 200, no token 401, forged signature 401';
 }
 
+/**
+ * The order of the rows in one run: rows 3 and 5 (agent against null agent) side by side, and
+ * every other run backwards, so that the machine's drift during a run does not favour one row.
+ */
+function runOrder(rows: readonly Row[], run: number): Row[] {
+  const order = [1, 2, 4, 3, 5];
+  const sorted = [...rows].sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
+  return run % 2 === 1 ? sorted : sorted.reverse();
+}
+
+/** The agent's pid, and with --workers its workers' (once all of them are up, at most 10 s). */
+async function agentProcesses(pid: number, workers: number): Promise<number[]> {
+  if (workers === 1) return [pid];
+  for (let i = 0; i < 100; i++) {
+    const children = childPids(pid);
+    if (children.length >= workers) return [pid, ...children];
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the agent (pid ${pid}) did not start ${workers} workers within 10 s`);
+}
+
 function otherCpu(c: CpuReport): number | null {
   if (c.machine === null) return null;
   const ours = Object.values(c.processes).reduce<number>((a, b) => a + (b ?? 0), 0);
@@ -243,6 +267,8 @@ async function main(): Promise<number> {
   let agent: SpawnedAgent | null = null;
   let nullAgent: NullAgent | null = null;
   let metricsPort = 0;
+  /** The agent's processes: with --agent-workers N, the primary and its N workers. */
+  let agentPids: number[] = [];
   const results: Measurement[] = [];
   const sanityNotes = new Map<number, string>();
   const loadReports: LoadReports = { closed: [], open: [], openHalf: [], nullClosed: [], nullOpen: [] };
@@ -254,7 +280,8 @@ async function main(): Promise<number> {
       // its default size unless the unique-token pool is small: it must stay well below the
       // pool, so that cycling through the pool misses every time (row 4 = one verification
       // per request, checked with the agent's verification counter).
-      const cacheEntries = Math.min(10_000, Math.floor(uniqueTokens / 2));
+      // With --agent-workers each worker has its own cache: together still half the pool.
+      const cacheEntries = Math.min(10_000, Math.floor(uniqueTokens / 2 / agentWorkers));
       await writeFile(
         agentConfig,
         JSON.stringify({ issuers: [material.issuerConfig], cache: { maxEntries: cacheEntries } }, null, 2),
@@ -263,7 +290,9 @@ async function main(): Promise<number> {
         configPath: agentConfig,
         logLevel: 'info',
         metricsListen: `127.0.0.1:${metricsPort}`,
+        workers: agentWorkers,
       });
+      agentPids = await agentProcesses(agent.pid, agentWorkers);
       log(`agent: pid ${agent.pid} on ${agent.target.port} (${agent.command})`);
     }
     if (rows.some((r) => r.agent === 'null')) {
@@ -272,7 +301,7 @@ async function main(): Promise<number> {
     }
 
     for (let run = 1; run <= runs; run++) {
-      for (const row of rows) {
+      for (const row of runOrder(rows, run)) {
         const port = await freePort();
         const common: CommonSettings = { port, haproxyThreads };
         const cfg =
@@ -293,8 +322,8 @@ async function main(): Promise<number> {
           for (let attempt = 1; ; attempt++) {
             await quiet();
             if (warmupS > 0) await runWrk({ ...wrkBase, durationS: warmupS });
-            const pids: Record<string, number> = { haproxy: hap.pid };
-            if (row.agent === 'real') pids.agent = agent!.pid;
+            const pids: Record<string, number | number[]> = { haproxy: hap.pid };
+            if (row.agent === 'real') pids.agent = agentPids;
             if (row.agent === 'null') pids.agent = nullAgent!.pid;
             const sampler = new CpuSampler(pids);
             const before = row.agent === 'real' ? await verifications(metricsPort) : null;
@@ -419,6 +448,7 @@ function settings() {
     wrkThreads: threads,
     haproxyThreads,
     uniqueTokens,
+    agentWorkers,
     path: PATH,
   };
 }
@@ -524,7 +554,8 @@ function render(s: ReturnType<typeof summarize>, m: Machine, load: LoadReports):
   lines.push(
     '',
     `End-to-end, ${runs} run(s) x ${durationS} s per row, medians (ratios: median of the per-run ratios). wrk -t${threads} -c${connections}, ` +
-      `HAProxy ${m.haproxy} nbthread ${haproxyThreads}, ${m.cores} cores (${m.cpuModel}), Node ${m.node}`,
+      `HAProxy ${m.haproxy} nbthread ${haproxyThreads}, ${m.cores} cores (${m.cpuModel}), Node ${m.node}` +
+      `${agentWorkers > 1 ? `; agent with --workers ${agentWorkers} (CPU summed over its processes)` : ''}`,
     '',
     '| row | setup | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | vs row 1 | vs row 2 | CPU % haproxy / agent / wrk / other |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',

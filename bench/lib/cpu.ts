@@ -2,6 +2,7 @@
  * Who is using the CPU during a measurement: per-process samples from /proc/<pid>/stat and the
  * whole machine from /proc/stat, as % of one core (so 200% = both cores of a 2-core box).
  */
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import {
   cpuPercent,
@@ -25,15 +26,17 @@ export interface CpuReport {
  * keeps its last sample).
  */
 export class CpuSampler {
-  private readonly pids: Record<string, number>;
+  /** Label -> its processes (the agent with --workers: the primary and every worker, summed). */
+  private readonly pids: Record<string, readonly number[]>;
   private readonly first = new Map<string, ProcSample>();
   private readonly last = new Map<string, ProcSample>();
   private machineFrom: MachineSample | null = null;
   private machineTo: MachineSample | null = null;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(pids: Record<string, number>) {
-    this.pids = pids;
+  constructor(pids: Record<string, number | readonly number[]>) {
+    this.pids = {};
+    for (const [label, p] of Object.entries(pids)) this.pids[label] = typeof p === 'number' ? [p] : p;
   }
 
   start(everyMs = 250): void {
@@ -44,7 +47,7 @@ export class CpuSampler {
 
   /** Adds a process that started after {@link start} (wrk). */
   add(label: string, pid: number): void {
-    this.pids[label] = pid;
+    this.pids[label] = [pid];
     this.sample();
   }
 
@@ -62,11 +65,40 @@ export class CpuSampler {
   }
 
   private sample(): void {
-    for (const [label, pid] of Object.entries(this.pids)) {
-      const s = readProc(pid);
+    for (const [label, pids] of Object.entries(this.pids)) {
+      const s = readGroup(pids);
       if (s === null) continue;
       if (!this.first.has(label)) this.first.set(label, s);
       this.last.set(label, s);
     }
+  }
+}
+
+/** The processes as one: CPU and RSS summed; null when any of them cannot be read. */
+function readGroup(pids: readonly number[]): ProcSample | null {
+  if (pids.length === 1) return readProc(pids[0]!);
+  let cpuSeconds = 0;
+  let rssBytes = 0;
+  let atMs = 0;
+  for (const pid of pids) {
+    const s = readProc(pid);
+    if (s === null) return null;
+    cpuSeconds += s.cpuSeconds;
+    rssBytes += s.rssBytes;
+    atMs = s.atMs;
+  }
+  return { cpuSeconds, rssBytes, atMs };
+}
+
+/** Direct children of a process (Linux /proc/<pid>/task/<pid>/children); [] if unreadable. */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter((s) => s !== '')
+      .map(Number);
+  } catch {
+    return [];
   }
 }
