@@ -27,6 +27,8 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { createEngine, parseAgentConfig } from '../src/config/load.js';
 import { agentCommand } from '../src/load/agent-process.js';
 import {
   formatReport,
@@ -146,14 +148,56 @@ interface NullAgent {
   stop(): Promise<void>;
 }
 
-async function startNullAgent(): Promise<NullAgent> {
+/**
+ * What the real agent answers to row 3's request (GET PATH with the reused token), from an
+ * engine built from the same agent config: the null agent sends exactly these SET-VARs.
+ */
+async function row3Decision(agentConfigPath: string, tokenFile: string): Promise<string> {
+  const config = parseAgentConfig(JSON.parse(await readFile(agentConfigPath, 'utf8')));
+  const engine = createEngine(config, { logger: pino({ level: 'silent' }) });
+  try {
+    await engine.start();
+    const token = (await readFile(tokenFile, 'utf8')).trim();
+    const { decision: d } = await engine.explain({
+      method: 'GET',
+      path: PATH,
+      query: null,
+      host: `127.0.0.1`,
+      authorization: `Bearer ${token}`,
+      cookie: null,
+      tokenHeader: null,
+      src: '127.0.0.1',
+      prefectUi: false,
+      id: null,
+    });
+    if (!d.allow) throw new Error(`row 3's request is not allowed: ${d.reason}`);
+    return JSON.stringify({
+      sub: d.sub,
+      iss: d.iss,
+      role: d.role,
+      tag: d.tag,
+      rule: d.rule,
+      claims: d.claims,
+    });
+  } finally {
+    engine.close();
+  }
+}
+
+async function startNullAgent(decision: string | null): Promise<NullAgent> {
   const port = await freePort();
   const cmd = agentCommand();
   // agentCommand() gives [--import tsx] <cli>; the null agent is a bench script next to this one.
   const loader = cmd.args[0] === '--import' ? ['--import', cmd.args[1]!] : [];
   const child = spawn(
     process.execPath,
-    [...loader, join(ROOT, 'bench/null-agent.ts'), '--listen', `127.0.0.1:${port}`],
+    [
+      ...loader,
+      join(ROOT, 'bench/null-agent.ts'),
+      '--listen',
+      `127.0.0.1:${port}`,
+      ...(decision === null ? [] : ['--decision', decision]),
+    ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -267,6 +311,7 @@ async function main(): Promise<number> {
   let agent: SpawnedAgent | null = null;
   let nullAgent: NullAgent | null = null;
   let metricsPort = 0;
+  let agentConfigPath: string | null = null;
   /** The agent's processes: with --agent-workers N, the primary and its N workers. */
   let agentPids: number[] = [];
   const results: Measurement[] = [];
@@ -276,6 +321,7 @@ async function main(): Promise<number> {
     if (rows.some((r) => r.agent === 'real')) {
       metricsPort = await freePort();
       const agentConfig = join(dir, 'agent.json');
+      agentConfigPath = agentConfig;
       // Product defaults (audit: deny, metrics on) with our RS256 issuer. The token cache keeps
       // its default size unless the unique-token pool is small: it must stay well below the
       // pool, so that cycling through the pool misses every time (row 4 = one verification
@@ -296,7 +342,10 @@ async function main(): Promise<number> {
       log(`agent: pid ${agent.pid} on ${agent.target.port} (${agent.command})`);
     }
     if (rows.some((r) => r.agent === 'null')) {
-      nullAgent = await startNullAgent();
+      const answer =
+        agentConfigPath === null ? null : await row3Decision(agentConfigPath, material.reuseFile);
+      if (answer !== null) log(`null agent answers as the agent does in row 3: ${answer}`);
+      nullAgent = await startNullAgent(answer);
       log(`null agent: pid ${nullAgent.pid} on ${nullAgent.port}`);
     }
 
@@ -400,7 +449,7 @@ async function main(): Promise<number> {
           rate: String(GOAL_DECISIONS / 2),
         }),
       );
-      const floor = await startNullAgent();
+      const floor = await startNullAgent(null);
       try {
         loadReports.nullClosed.push(
           await measureLoad(`run ${run} load script, null agent, closed loop`, capacity, floor),

@@ -3,8 +3,10 @@
  * with the same SET-VAR actions as a real allow decision, so HAProxy does the same work with
  * the answer; the difference to the real agent is the authorization work alone (token
  * extraction, cache lookup, policy). Row 5 of bench/e2e.ts: the floor of SPOP itself.
+ * bench/e2e.ts passes `--decision` with the decision the real agent makes for row 3's request
+ * (same variables, same values), so that HAProxy's share is the same in rows 3 and 5.
  *
- *   node --import tsx bench/null-agent.ts --listen 127.0.0.1:12346
+ *   node --import tsx bench/null-agent.ts --listen 127.0.0.1:12346 [--decision '{"sub":...}']
  *
  * Not part of the product: it lives in bench/, is not compiled into dist/, and the agent has
  * no flag that turns its checks off.
@@ -14,14 +16,35 @@ import { decisionActions } from '../src/agent/vars.js';
 import { makeDecision, NO_CLAIMS } from '../src/auth/decision.js';
 import { SpopServer } from '../src/spop/index.js';
 
-const { values } = parseArgs({ options: { listen: { type: 'string' } } });
+const { values } = parseArgs({ options: { listen: { type: 'string' }, decision: { type: 'string' } } });
 const listen = values.listen ?? '127.0.0.1:12346';
 const i = listen.lastIndexOf(':');
 const host = listen.slice(0, i);
 const port = Number(listen.slice(i + 1));
 
+interface Answer {
+  sub: string | null;
+  iss: string | null;
+  role: string | null;
+  tag: string | null;
+  rule: string | null;
+  claims: [string, string | number | boolean][];
+}
+const a: Answer =
+  values.decision === undefined
+    ? { sub: 'load-0', iss: 'urn:spoe-authz:load', role: 'worker', tag: null, rule: 'null-agent', claims: [] }
+    : (JSON.parse(values.decision) as Answer);
 const ALLOW = decisionActions(
-  makeDecision('ok', 'load-0', 'urn:spoe-authz:load', 'worker', null, 'null-agent', 'hit', NO_CLAIMS),
+  makeDecision(
+    'ok',
+    a.sub,
+    a.iss,
+    a.role,
+    a.tag,
+    a.rule,
+    'hit',
+    a.claims.length === 0 ? NO_CLAIMS : a.claims,
+  ),
 );
 
 const server = new SpopServer({ handler: () => ALLOW, maxConnections: 4_096 });
