@@ -14,7 +14,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Action } from './actions.js';
-import { FrameFlag, FrameType, Status } from './constants.js';
+import { FrameFlag, FrameType, Status, VarScope } from './constants.js';
 import { decodeKvList, FrameHeader, readFrameHeader } from './decode.js';
 import { ActionList } from './encoded-action.js';
 import { HandlerTimeoutError, invalid, SpopError, SpopErrorCode } from './errors.js';
@@ -53,6 +53,11 @@ const LINGER_MS = 5000;
 const MAX_DISCONNECT_MESSAGE = 200;
 const NORMAL_END_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 const EMPTY_ACTIONS: readonly Action[] = [];
+/** UNSET-VAR of a var nobody sets: what an ACK with nothing to say carries (see tryAck). */
+export const NOOP_VAR = 'spop_noop';
+const NOOP_ACTIONS: readonly Action[] = Object.freeze([
+  Object.freeze({ op: 'unset' as const, scope: VarScope.TXN, name: NOOP_VAR }),
+]);
 
 /** A NOTIFY whose handler returned a promise; queued in deadline (= arrival) order. */
 class PendingAck {
@@ -420,6 +425,10 @@ export class Connection {
 
   /** Encodes an ACK; returns the error instead of throwing (bad action, or above max-frame-size). */
   private tryAck(sid: number | bigint, fid: number | bigint, actions: HandlerResult): unknown {
+    // HAProxy 3.1.0 to early 3.1.x wait for `timeout processing` on an ACK without actions
+    // (reference §1.9; fixed upstream by 851e52b55): one that would be empty gets a no-op.
+    if (actions instanceof ActionList ? actions.actions.length === 0 : actions.length === 0)
+      actions = NOOP_ACTIONS;
     let len: number;
     try {
       len = this.writer.ack(sid, fid, actions);

@@ -175,6 +175,8 @@ class Behaviour {
         setImmediate(done); // after the connection wrote the (late) ACK
         return echo;
       }
+      case '/nothing':
+        return []; // sent as the no-op UNSET-VAR
       case '/gate':
         this.gated++;
         await this.gate;
@@ -256,6 +258,12 @@ describeHaproxy(`SPOP server behind real HAProxy ${haproxy?.version}`, () => {
       expect(denied.status).toBe(403);
       // No SPOE error: the 403 comes from allow=false, not from a failed exchange.
       expect(denied.body).toBe('denied err=\n');
+    });
+
+    it('an answer with nothing to say (the no-op UNSET-VAR) completes the exchange without an error', async () => {
+      const r = await httpRequest(hap.url('/nothing'));
+      // No allow var, so the ACL denies; no SPOE error code: HAProxy took the ACK as it is.
+      expect([r.status, r.body]).toEqual([403, 'denied err=\n']);
     });
 
     it('the handler sees the args HAProxy sends for a real request', async () => {

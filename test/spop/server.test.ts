@@ -17,6 +17,7 @@ import {
   encodeFrame,
   FrameType,
   HandlerTimeoutError,
+  NOOP_VAR,
   type Notify,
   type NotifyHandler,
   type SpopEvent,
@@ -27,6 +28,9 @@ import {
 } from '../../src/spop/index.js';
 import { kvOf, SpopTestClient } from '../helpers/spop-client.js';
 import { wireFixture } from './fixture-files.js';
+
+/** What an ACK with nothing to say carries instead of no action (decoded). */
+const NOOP = { op: 'unset', scope: VarScope.TXN, name: NOOP_VAR };
 
 const servers: SpopServer[] = [];
 const clients: SpopTestClient[] = [];
@@ -240,7 +244,7 @@ describe('NOTIFY → ACK', () => {
     }
   });
 
-  it('NOTIFY with zero messages gets an empty ACK without calling the handler', async () => {
+  it('NOTIFY with zero messages gets a no-op ACK (never an empty one) without calling the handler', async () => {
     let called = 0;
     const { port } = await start({
       handler: () => {
@@ -250,7 +254,7 @@ describe('NOTIFY → ACK', () => {
     });
     const c = await ready(port);
     c.send({ type: FrameType.NOTIFY, streamId: 7, frameId: 1, messages: [] });
-    expect(expectAck(await c.next(), 7, 1).actions).toEqual([]);
+    expect(expectAck(await c.next(), 7, 1).actions).toEqual([NOOP]);
     expect(called).toBe(0);
   });
 
@@ -514,10 +518,11 @@ describe('handler failures: exactly one fallback ACK', () => {
     for (let sid = 1; sid <= 9; sid += 2) c.sendNotify(sid, 1, 'm');
     const acks = await c.take(5);
     expect(acks.map((a) => a.streamId)).toEqual([1, 3, 5, 7, 9]);
-    expect(acks.every((a) => 'actions' in a && a.actions.length === 0)).toBe(true); // default fallback: []
+    // The default fallback is [], sent as the no-op.
+    for (const a of acks) expect('actions' in a && a.actions).toEqual([NOOP]);
   });
 
-  it('fallbackActions that throw give an empty ACK', async () => {
+  it('fallbackActions that throw give a no-op ACK', async () => {
     const { port } = await start({
       handler: () => {
         throw new Error('x');
@@ -528,7 +533,19 @@ describe('handler failures: exactly one fallback ACK', () => {
     });
     const c = await ready(port);
     c.sendNotify(1, 1, 'm');
-    expect(expectAck(await c.next(), 1, 1).actions).toEqual([]);
+    expect(expectAck(await c.next(), 1, 1).actions).toEqual([NOOP]);
+  });
+
+  // HAProxy 3.1.0 to early 3.1.x wait for `timeout processing` on an ACK without actions.
+  it.each([
+    ['an empty array', () => []],
+    ['an empty ActionList', () => compileActions([])],
+    ['an empty array, asynchronously', () => Promise.resolve([])],
+  ])('a handler answering with %s gets a no-op ACK, never an empty one', async (_what, handler) => {
+    const { port } = await start({ handler: handler as NotifyHandler });
+    const c = await ready(port);
+    c.sendNotify(1, 1, 'm');
+    expect(expectAck(await c.next(), 1, 1).actions).toEqual([NOOP]);
   });
 
   it('an ACK above the negotiated max-frame-size is replaced by the fallback', async () => {
