@@ -157,6 +157,33 @@ export class AckReader {
   }
 }
 
+/**
+ * The Latin-1 text of `buf[start, end)`. Reasons and cache outcomes are a handful of short
+ * strings that repeat in every ACK: those come from a small direct-mapped table (compared byte
+ * for byte) instead of a Buffer view and a native decode per ACK, which made ACK reading the
+ * larger part of the generator's work.
+ */
 function latin1(buf: Uint8Array, start: number, end: number): string {
+  const len = end - start;
+  if (len === 0 || len > MAX_INTERNED) return decode(buf, start, end);
+  const slot = (len * 7 + buf[start]! * 3 + buf[end - 1]!) & (INTERN_SLOTS - 1);
+  const known = internBytes[slot]!;
+  if (known.length === len) {
+    let i = 0;
+    while (i < len && buf[start + i] === known[i]) i++;
+    if (i === len) return internStrings[slot]!;
+  }
+  const text = decode(buf, start, end);
+  internBytes[slot] = Uint8Array.prototype.slice.call(buf, start, end);
+  internStrings[slot] = text;
+  return text;
+}
+
+const MAX_INTERNED = 32;
+const INTERN_SLOTS = 64;
+const internBytes: Uint8Array[] = new Array<Uint8Array>(INTERN_SLOTS).fill(new Uint8Array(0));
+const internStrings: string[] = new Array<string>(INTERN_SLOTS).fill('');
+
+function decode(buf: Uint8Array, start: number, end: number): string {
   return Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1');
 }
