@@ -138,6 +138,17 @@ export class AgentMetrics {
     engineCounter('verifications_total', 'Signature verifications attempted', [], (c) => {
       c.inc(sources.engine().stats().verifications);
     });
+    engineCounter(
+      'signature_checks_total',
+      'Signature checks by verifier: node:crypto on the event loop (fast_sync) or the thread pool (fast_pool), or jose',
+      ['verifier'],
+      (c) => {
+        const v = sources.engine().stats().verifiers;
+        c.inc({ verifier: 'fast_sync' }, v.fastSync);
+        c.inc({ verifier: 'fast_pool' }, v.fastPool);
+        c.inc({ verifier: 'jose' }, v.jose);
+      },
+    );
     engineCounter('jwks_fetches_total', 'Key set fetches per issuer', ['issuer'], (c) => {
       for (const i of sources.engine().issuerStatus()) c.inc({ issuer: i.id }, i.fetches);
     });

@@ -215,6 +215,11 @@ export class AuthzEngine {
         negativeEntries: this.cache.negativeSize,
       },
       verifications: c.verifications,
+      verifiers: {
+        fastSync: this.verifier.paths.fast - this.verifier.paths.pooled,
+        fastPool: this.verifier.paths.pooled,
+        jose: this.verifier.paths.jose,
+      },
       issuers: this.issuerStatus(),
       policyGeneration: this.policy.generation,
     };

@@ -22,6 +22,11 @@ export interface AuthzStats {
   };
   /** Verification attempts (jose jwtVerify calls, or rejections just before them). */
   readonly verifications: number;
+  /**
+   * Signature checks by verifier: node:crypto on the event loop (RSA, HMAC), node:crypto on
+   * libuv's pool (ECDSA, EdDSA), or jose (everything the fast path leaves to it).
+   */
+  readonly verifiers: { readonly fastSync: number; readonly fastPool: number; readonly jose: number };
   readonly issuers: readonly IssuerStatus[];
   readonly policyGeneration: number;
 }

@@ -3,10 +3,12 @@
  * the handler feeds them: remembered decisions (cache hits, the same object again and again)
  * and fresh ones with equal labels must land in one series each.
  */
+import { SignJWT } from 'jose';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { makeDecision, NO_CLAIMS } from '../../src/auth/decision.js';
+import { AuthzEngine } from '../../src/auth/engine.js';
 import { createEngine, parseAgentConfig } from '../../src/config/load.js';
 import { AgentMetrics } from '../../src/metrics.js';
 import { SpopServer } from '../../src/spop/index.js';
@@ -45,5 +47,62 @@ describe('decision metrics', () => {
     expect(series(body, 'spoe_authz_decision_duration_seconds_count')).toEqual([
       'spoe_authz_decision_duration_seconds_count 9',
     ]);
+  });
+});
+
+describe('signature checks by verifier', () => {
+  it('counts which verifier checked each signature: HMAC on the event loop, a jku header in jose', async () => {
+    const secret = Buffer.alloc(32, 7);
+    const engine = AuthzEngine.create(
+      {
+        issuers: [
+          {
+            id: 'edge',
+            issuer: 'urn:edge',
+            audiences: ['prefect'],
+            algorithms: ['HS256'],
+            keys: { type: 'secret', value: secret.toString('base64'), encoding: 'base64' },
+          },
+        ],
+      },
+      { logger: pino({ level: 'silent' }) },
+    );
+    await engine.start();
+    const spop = new SpopServer({ handler: () => [] });
+    const m = new AgentMetrics({ engine: () => engine, spop }, new Registry());
+    const sign = (header: Record<string, unknown>, sub: string) =>
+      new SignJWT({})
+        .setProtectedHeader(header as { alg: string })
+        .setIssuer('urn:edge')
+        .setAudience('prefect')
+        .setSubject(sub)
+        .setExpirationTime('1h')
+        .sign(secret);
+    const request = (token: string) => ({
+      method: 'GET',
+      path: '/api/health',
+      query: null,
+      host: null,
+      authorization: `Bearer ${token}`,
+      cookie: null,
+      tokenHeader: null,
+      src: null,
+      prefectUi: false,
+      id: null,
+    });
+    for (const sub of ['a', 'b']) await engine.decide(request(await sign({ alg: 'HS256' }, sub)));
+    // A header member the fast path does not take on (jku): jose verifies it (and fetches nothing).
+    const viaJose = await engine.decide(
+      request(await sign({ alg: 'HS256', jku: 'https://x.invalid/k' }, 'c')),
+    );
+    expect(viaJose.reason).toBe('ok');
+    expect(engine.stats().verifiers).toEqual({ fastSync: 2, fastPool: 0, jose: 1 });
+    const { body } = await m.render();
+    expect(series(body, 'spoe_authz_signature_checks_total{').sort()).toEqual([
+      'spoe_authz_signature_checks_total{verifier="fast_pool"} 0',
+      'spoe_authz_signature_checks_total{verifier="fast_sync"} 2',
+      'spoe_authz_signature_checks_total{verifier="jose"} 1',
+    ]);
+    engine.close();
   });
 });
