@@ -22,6 +22,7 @@ import { FrameWriter } from './frame-writer.js';
 import { Framer } from './framer.js';
 import { negotiateHello } from './hello.js';
 import { decodeNotifyPayload } from './notify.js';
+import { PendingAck, PendingAcks } from './pending-acks.js';
 import { Reader } from './reader.js';
 import type {
   HandlerFailure,
@@ -59,25 +60,6 @@ const NOOP_ACTIONS: readonly Action[] = Object.freeze([
   Object.freeze({ op: 'unset' as const, scope: VarScope.TXN, name: NOOP_VAR }),
 ]);
 
-/** A NOTIFY whose handler returned a promise; queued in deadline (= arrival) order. */
-class PendingAck {
-  readonly streamId: number | bigint;
-  readonly frameId: number | bigint;
-  readonly deadline: number;
-  readonly started: number;
-  done: boolean;
-  next: PendingAck | null;
-
-  constructor(streamId: number | bigint, frameId: number | bigint, deadline: number, started: number) {
-    this.streamId = streamId;
-    this.frameId = frameId;
-    this.deadline = deadline;
-    this.started = started;
-    this.done = false;
-    this.next = null;
-  }
-}
-
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }
@@ -102,8 +84,8 @@ export class Connection {
   private flushScheduled: boolean;
   /** True while onData runs: ACKs written meanwhile are flushed when it returns. */
   private inRead: boolean;
-  private head: PendingAck | null;
-  private tail: PendingAck | null;
+  /** NOTIFYs waiting on a handler promise, oldest (= first deadline) first. */
+  private readonly pending: PendingAcks;
   private handlerTimer: NodeJS.Timeout | null;
   private lingerTimer: NodeJS.Timeout | null;
   private readonly flushBound: () => void;
@@ -127,8 +109,7 @@ export class Connection {
     this.closeMessage = 'normal';
     this.flushScheduled = false;
     this.inRead = false;
-    this.head = null;
-    this.tail = null;
+    this.pending = new PendingAcks();
     this.handlerTimer = null;
     this.lingerTimer = null;
     this.flushBound = () => {
@@ -330,9 +311,7 @@ export class Connection {
     started: number,
   ): void {
     const rec = new PendingAck(sid, fid, performance.now() + this.host.handlerTimeoutMs, started);
-    if (this.tail === null) this.head = rec;
-    else this.tail.next = rec;
-    this.tail = rec;
+    this.pending.push(rec);
     if (this.handlerTimer === null)
       this.handlerTimer = setTimeout(this.handlerTimerBound, this.host.handlerTimeoutMs);
     try {
@@ -366,27 +345,18 @@ export class Connection {
     } catch (e) {
       this.internalError(e);
     }
-    let head = this.head;
-    while (head?.done) head = head.next;
-    this.head = head;
-    if (head === null) this.tail = null;
+    this.pending.prune();
   }
 
   private onHandlerTimer(): void {
     this.handlerTimer = null;
     const now = performance.now();
-    let rec = this.head;
-    while (rec !== null && (rec.done || rec.deadline <= now)) {
-      if (!rec.done) {
-        rec.done = true;
-        const err = new HandlerTimeoutError(this.host.handlerTimeoutMs);
-        this.complete(rec.streamId, rec.frameId, null, err, 'timeout', rec.started);
-      }
-      rec = rec.next;
-    }
-    this.head = rec;
-    if (rec === null) this.tail = null;
-    else this.handlerTimer = setTimeout(this.handlerTimerBound, Math.max(1, Math.ceil(rec.deadline - now)));
+    const next = this.pending.expire(now, (rec) => {
+      const err = new HandlerTimeoutError(this.host.handlerTimeoutMs);
+      this.complete(rec.streamId, rec.frameId, null, err, 'timeout', rec.started);
+    });
+    if (next !== null)
+      this.handlerTimer = setTimeout(this.handlerTimerBound, Math.max(1, Math.ceil(next - now)));
   }
 
   /** Answers one NOTIFY: its actions, or the fallback after a handler failure. */
@@ -527,8 +497,7 @@ export class Connection {
 
   /** Forget NOTIFYs that can no longer be answered (socket gone or DISCONNECT sent). */
   private abandonPending(): void {
-    for (let r = this.head; r !== null; r = r.next) r.done = true;
-    this.head = this.tail = null;
+    this.pending.clear();
     this.inflight = 0;
     if (this.handlerTimer !== null) {
       clearTimeout(this.handlerTimer);
