@@ -34,7 +34,6 @@ import {
   formatReport,
   type LoadReport,
   parseLoadOptions,
-  runLoadTest,
   type SpawnedAgent,
   spawnAgent,
 } from '../src/load/index.js';
@@ -254,6 +253,35 @@ async function sanity(row: Row, port: number, m: Material): Promise<string> {
 }
 
 /**
+ * The shipped load script, as users run it: its own process (`spoe-authz load --json`), so that
+ * the generator's cost is that of the tool, not of this long-running harness (run in process,
+ * the generator took ~40 % more CPU per request and bounded the closed loop).
+ */
+async function runLoadScript(values: Record<string, string | boolean>): Promise<LoadReport> {
+  parseLoadOptions(values); // a bad flag is this script's bug: fail here, with the reason
+  const flags = Object.entries(values).flatMap(([k, v]) =>
+    v === true ? [`--${k}`] : v === false ? [] : [`--${k}`, v],
+  );
+  const cmd = agentCommand();
+  const child = spawn(process.execPath, [...cmd.args, 'load', ...flags, '--json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  // Exit 1 with a report means wrong or missing answers: the report says which.
+  if ((code !== 0 && code !== 1) || out.trim() === '')
+    throw new Error(`load script exited ${code}:\n${err.trim()}`);
+  return JSON.parse(out) as LoadReport;
+}
+
+/**
  * The order of the rows in one run: rows 3 and 5 (agent against null agent) side by side, and
  * every other run backwards, so that the machine's drift during a run does not favour one row.
  */
@@ -419,14 +447,13 @@ async function main(): Promise<number> {
     ) => {
       for (let attempt = 1; ; attempt++) {
         await quiet();
-        const o = parseLoadOptions({ ...base, ...values });
-        const r =
-          external === undefined
-            ? await runLoadTest(o)
-            : await runLoadTest(
-                { ...o, spawnAgent: false, target: { kind: 'tcp', host: '127.0.0.1', port: external.port } },
-                { agentPid: external.pid },
-              );
+        const all: Record<string, string | boolean> = { ...base, ...values };
+        if (external !== undefined) {
+          delete all['spawn-agent'];
+          all.target = `127.0.0.1:${external.port}`;
+          all['agent-pid'] = String(external.pid);
+        }
+        const r = await runLoadScript(all);
         log(
           `${label}: ${fmtInt(r.throughput)} decisions/s, p99 ${fmtMs(r.latencyUs?.p99 ?? 0)} ms, ` +
             `agent CPU ${r.agent.cpuPercent}%, errors ${r.errors.total}, other ${r.machine.otherPercent}%`,

@@ -53,6 +53,7 @@ load:
                          loopback only unless --allow-remote
   --spawn-agent          start the agent on a free port (with -c FILE: that config) and report
                          its CPU and RSS; [--agent-node-options="--cpu-prof ..."]
+  --agent-pid PID        with --target: report this agent process's CPU and RSS
   --connections N        SPOP connections (default 4)
   --pipeline N           NOTIFYs in flight per connection (default 20)
   --rate R               decisions/s, open loop (latency from the intended send time);
@@ -100,6 +101,7 @@ const options = {
   'allow-remote': { type: 'boolean' },
   'spawn-agent': { type: 'boolean' },
   'agent-node-options': { type: 'string' },
+  'agent-pid': { type: 'string' },
   connections: { type: 'string' },
   pipeline: { type: 'string' },
   rate: { type: 'string' },

@@ -13,7 +13,10 @@ export async function runLoad(values: CliValues): Promise<number> {
   }
   let report: Awaited<ReturnType<typeof runLoadTest>>;
   try {
-    report = await runLoadTest(options, { log: (line) => process.stderr.write(`${line}\n`) });
+    report = await runLoadTest(options, {
+      log: (line) => process.stderr.write(`${line}\n`),
+      ...(options.agentPid === null ? {} : { agentPid: options.agentPid }),
+    });
   } catch (err) {
     process.stderr.write(`load: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;

@@ -30,6 +30,8 @@ export interface LoadOptions {
   readonly agentConfig: string | null;
   /** With `spawnAgent`: extra node flags for the agent, e.g. `--cpu-prof`. */
   readonly agentNodeOptions: readonly string[];
+  /** Without `spawnAgent`: the pid of the agent at `target`, whose CPU and RSS are reported. */
+  readonly agentPid: number | null;
   readonly connections: number;
   /** NOTIFYs in flight per connection. */
   readonly pipeline: number;
@@ -126,6 +128,10 @@ export function parseLoadOptions(values: RawLoadValues): LoadOptions {
   if (!spawnAgent && (agentNodeOptions.length > 0 || agentConfig !== null)) {
     throw new LoadUsageError('--agent-node-options and --config apply to --spawn-agent only');
   }
+  const agentPid = num(values, 'agent-pid', 1, 2 ** 22, true);
+  if (spawnAgent && agentPid !== null) {
+    throw new LoadUsageError('--agent-pid names an agent started elsewhere; --spawn-agent reports its own');
+  }
 
   const requests = num(values, 'requests', 1, LIMITS.requests, true);
   let durationS = num(values, 'duration', 0.1, LIMITS.durationS, false);
@@ -162,6 +168,7 @@ export function parseLoadOptions(values: RawLoadValues): LoadOptions {
     spawnAgent,
     agentConfig,
     agentNodeOptions,
+    agentPid,
     connections: num(values, 'connections', 1, LIMITS.connections, true) ?? 4,
     pipeline: num(values, 'pipeline', 1, LIMITS.pipeline, true) ?? 20,
     rate: num(values, 'rate', 1, LIMITS.rate, false),

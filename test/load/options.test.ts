@@ -77,6 +77,8 @@ describe('load options', () => {
     [{ alg: 'RS256' }, /signs ES256 only: --alg RS256 needs --spawn-agent/],
     [{ 'spawn-agent': true, target: '127.0.0.1:1' }, /exclude each other/],
     [{ 'agent-node-options': '--cpu-prof' }, /apply to --spawn-agent only/],
+    [{ 'spawn-agent': true, 'agent-pid': '123' }, /--agent-pid names an agent started elsewhere/],
+    [{ 'agent-pid': 'x' }, /--agent-pid takes a whole number/],
     [{ 'token-file': 'x', alg: 'ES256' }, /--alg does not apply to --token-file/],
     [{ 'spawn-agent': true, alg: 'RS256', config: 'agent.yaml' }, /cannot be combined with --config/],
   ])('rejects %o', (values, message) => {

@@ -5,8 +5,9 @@
 import { createServer, type Server } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli.js';
 import { parseAgentConfig } from '../../src/config/load.js';
-import { type LoadOptions, parseLoadOptions, runLoadTest } from '../../src/load/index.js';
+import { type LoadOptions, type LoadReport, parseLoadOptions, runLoadTest } from '../../src/load/index.js';
 import { type Runtime, startRuntime } from '../../src/runtime.js';
 import {
   type Action,
@@ -120,6 +121,40 @@ describe('load generator against the real agent (in process, dev issuer)', () =>
       globalThis.setImmediate = real;
     }
     expect(maxArmed).toBe(1);
+  });
+
+  it("the CLI with --target and --agent-pid reports that process's CPU and RSS in --json", async () => {
+    let out = '';
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string) => {
+      out += chunk;
+      return true;
+    }) as typeof process.stdout.write;
+    let code: number;
+    try {
+      // The agent runs in this process (startRuntime above), so its pid is ours.
+      code = await main([
+        'load',
+        '--target',
+        `127.0.0.1:${port}`,
+        '--agent-pid',
+        String(process.pid),
+        '--requests',
+        '300',
+        '--warmup',
+        '0',
+        '--json',
+        '--quiet',
+      ]);
+    } finally {
+      process.stdout.write = write;
+    }
+    expect(code).toBe(0);
+    const r = JSON.parse(out) as LoadReport;
+    expect([r.sent, r.acked, r.errors.total]).toEqual([300, 300, 0]);
+    expect(r.agent).toMatchObject({ spawned: false, pid: process.pid });
+    expect(r.agent.cpuPercent).toBeTypeOf('number');
+    expect(r.agent.rssMb).toBeGreaterThan(10);
   });
 
   it('a warm-up is not counted', async () => {
