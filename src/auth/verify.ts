@@ -1,28 +1,19 @@
-import { type JWTPayload, type JWTVerifyOptions, type JWTVerifyResult, jwtVerify } from 'jose';
-import { type ForwardClaimSpec, forwardClaims, hasControlCharacters, tokenScopes } from './claims.js';
+import { type JWTVerifyOptions, type JWTVerifyResult, jwtVerify } from 'jose';
+import type { ForwardClaimSpec } from './claims.js';
 import { type ClaimRules, checkClaims, compileClaimRules } from './claims-check.js';
-import type { Identity } from './identity.js';
 import type { CompiledIssuer } from './issuer.js';
 import { reasonForJoseError } from './jose-errors.js';
 import { type FastHeader, type FastKey, fastHeader } from './jws.js';
 import type { Reason } from './reasons.js';
 import { compactShapeProblem, decodeSegment } from './token-source.js';
+import { fail, type VerifyOutcome, verifiedIdentity } from './verify-outcome.js';
 
-export type VerifyOutcome =
-  | { readonly ok: true; readonly identity: Identity }
-  | { readonly ok: false; readonly reason: Reason; readonly iss: string | null; readonly detail: string };
-
-/** `sub` goes to HAProxy as a variable: a short printable string or nothing. */
-const MAX_SUB_LENGTH = 512;
+export type { VerifyOutcome } from './verify-outcome.js';
 
 /** Compact JWS (RFC 7515 7.1): three base64url parts, header and payload non-empty. */
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 /** A top-level-looking `"iss":"..."` without escapes; only a routing hint, jose checks iss. */
 const ISS_MEMBER = /"iss"\s*:\s*"([^"\\]*)"/;
-
-function fail(reason: Reason, iss: string | null, detail: string): VerifyOutcome {
-  return { ok: false, reason, iss, detail };
-}
 
 /** A bug, not a token problem: fail closed with a 503-class reason (never cached). */
 function internalError(issuer: CompiledIssuer, bug: unknown): VerifyOutcome {
@@ -224,7 +215,7 @@ export class TokenVerifier {
     }
     const claims = checkClaims(rules, header.typ, payloadBytes);
     if (!claims.ok) return fail(reasonForJoseError(claims), issuer.iss, `${claims.code}: ${claims.message}`);
-    return this.identity(issuer, claims.payload, header.alg, header.kid, trace);
+    return verifiedIdentity(issuer, claims.payload, header.alg, header.kid, this.forward, trace);
   }
 
   /** alg and kid of a header segment, and its fast-path form, parsed once per distinct header. */
@@ -293,59 +284,7 @@ export class TokenVerifier {
 
   private identityOf(issuer: CompiledIssuer, result: JWTVerifyResult, trace: string[] | null): VerifyOutcome {
     const header = result.protectedHeader;
-    return this.identity(issuer, result.payload, header.alg, header.kid, trace);
-  }
-
-  /** Verified payload and protected header (alg, kid) -> Identity, whichever path verified them. */
-  private identity(
-    issuer: CompiledIssuer,
-    payload: JWTPayload,
-    alg: string,
-    kid: unknown,
-    trace: string[] | null,
-  ): VerifyOutcome {
-    const sub = payload.sub;
-    if (
-      sub !== undefined &&
-      (typeof sub !== 'string' || sub.length > MAX_SUB_LENGTH || hasControlCharacters(sub))
-    ) {
-      return fail('bad_claims', issuer.iss, 'sub must be a printable string of at most 512 characters');
-    }
-    const tol = issuer.toleranceSeconds;
-    let expires = payload.exp as number;
-    const maxAge = issuer.config.maxTokenAgeSeconds;
-    if (maxAge !== undefined && typeof payload.iat === 'number')
-      expires = Math.min(expires, payload.iat + maxAge);
-    const identity: Identity = {
-      issuerId: issuer.id,
-      iss: issuer.iss,
-      sub: sub ?? null,
-      kid: typeof kid === 'string' ? kid : null,
-      alg,
-      expiresAtMs: (expires + tol) * 1000,
-      notBeforeMs: typeof payload.nbf === 'number' ? (payload.nbf - tol) * 1000 : Number.NEGATIVE_INFINITY,
-      roles: issuer.roles.roles(payload),
-      claims: payload,
-      forwarded: forwardClaims(payload, this.forward),
-      maskGeneration: 0,
-      directMask: 0,
-      effectiveMask: 0,
-      decisions: null,
-    };
-    if (trace) {
-      trace.push(`signature: verified (alg ${identity.alg}, kid ${identity.kid ?? '(none)'})`);
-      trace.push(
-        `claims: iss, aud in [${issuer.config.audiences.join(', ')}], exp ${payload.exp}` +
-          `${payload.nbf === undefined ? '' : `, nbf ${payload.nbf}`}` +
-          `${issuer.config.typ ? `, typ ${issuer.config.typ}` : ''}, tolerance ${tol}s: ok`,
-      );
-      trace.push(`subject: ${identity.sub ?? '(none)'}`);
-      trace.push(
-        `roles from claims [${issuer.config.roles.claims.join(', ')}]: [${identity.roles.join(', ')}]`,
-      );
-      trace.push(`scopes: [${[...tokenScopes(payload)].join(', ')}]`);
-    }
-    return { ok: true, identity };
+    return verifiedIdentity(issuer, result.payload, header.alg, header.kid, this.forward, trace);
   }
 }
 
