@@ -2,6 +2,8 @@
  * One error family for the auth engine. `code` is stable and safe to switch on; `message` is for
  * humans. Token verification failures are not errors: they are Decisions with a Reason.
  */
+import { AgentError } from '../errors.js';
+
 export const AUTH_ERROR_CODES = [
   /** Configuration rejected (zod issues in `issues`, or a secret/file that cannot be loaded). */
   'config_invalid',
@@ -22,9 +24,9 @@ export interface AuthErrorIssue {
   readonly message: string;
 }
 
-export class AuthError extends Error {
-  override readonly name = 'AuthError';
-  readonly code: AuthErrorCode;
+/** The engine's errors: part of the project's family (src/errors.ts), with auth's own codes. */
+export class AuthError extends AgentError {
+  declare readonly code: AuthErrorCode;
   readonly issues: readonly AuthErrorIssue[];
 
   constructor(
@@ -32,8 +34,7 @@ export class AuthError extends Error {
     message: string,
     options?: { cause?: unknown; issues?: AuthErrorIssue[] },
   ) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
+    super(code, message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.issues = options?.issues ?? [];
   }
 }

@@ -1,18 +1,7 @@
+import { AgentError } from '../errors.js';
 import { STATUS_MESSAGES, Status } from './constants.js';
 
-/**
- * Base of the project's error family: a stable machine-readable `code` (never match on
- * `message`) and an optional `cause`.
- */
-export class AgentError extends Error {
-  readonly code: string;
-
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-  }
-}
+export { AgentError };
 
 /** Stable codes of {@link SpopError}. */
 export const SpopErrorCode = {
