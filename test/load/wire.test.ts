@@ -128,66 +128,6 @@ describe('AckReader', () => {
     expect(r).toMatchObject({ streamId: 5, allow: -1, status: -1, reason: null, actions: 0 });
   });
 
-  it('a payload read before reads the same again; one of the same length and last byte is parsed', () => {
-    // Same length, same last byte (same slot), different decision: must not be confused.
-    const allow = (id: number, v: boolean, status: number) =>
-      encodeAck(id, 1, [
-        { op: 'set', scope: TXN, name: 'allow', value: v },
-        { op: 'set', scope: TXN, name: 'status', value: status },
-        { op: 'set', scope: TXN, name: 'reason', value: v ? 'ok' : 'no' },
-        { op: 'set', scope: TXN, name: 'cache', value: 'hit' },
-      ]);
-    const r = new AckReader();
-    const seen = [];
-    for (const [id, v, status] of [
-      [1, true, 200],
-      [3, false, 403],
-      [5, true, 200],
-      [7, true, 201],
-      [9, false, 403],
-    ] as const) {
-      const ack = allow(id, v, status);
-      r.read(ack, 4, ack.length);
-      seen.push([r.streamId, r.allow, r.status, r.reason, r.cache, r.actions]);
-    }
-    expect(seen).toEqual([
-      [1, 1, 200, 'ok', 'hit', 4],
-      [3, 0, 403, 'no', 'hit', 4],
-      [5, 1, 200, 'ok', 'hit', 4],
-      [7, 1, 201, 'ok', 'hit', 4],
-      [9, 0, 403, 'no', 'hit', 4],
-    ]);
-  });
-
-  it('one reader over any sequence of ACKs reads what a fresh reader reads (property)', () => {
-    const action = fc.record({
-      allow: fc.boolean(),
-      status: fc.constantFrom(200, 401, 403, 503),
-      reason: fc.constantFrom('ok', 'no', 'expired', 'xxpired', 'forbidden'),
-      cache: fc.option(fc.constantFrom('hit', 'hot', 'miss'), { nil: null }),
-    });
-    fc.assert(
-      fc.property(fc.array(action, { minLength: 1, maxLength: 40 }), (decisions) => {
-        const shared = new AckReader();
-        decisions.forEach((d, i) => {
-          const actions: Action[] = [
-            { op: 'set', scope: TXN, name: 'allow', value: d.allow },
-            { op: 'set', scope: TXN, name: 'status', value: d.status },
-            { op: 'set', scope: TXN, name: 'reason', value: d.reason },
-          ];
-          if (d.cache !== null) actions.push({ op: 'set', scope: TXN, name: 'cache', value: d.cache });
-          const ack = encodeAck(2 * i + 1, 1, actions);
-          const fresh = new AckReader();
-          fresh.read(ack, 4, ack.length);
-          shared.read(ack, 4, ack.length);
-          const view = (r: AckReader) => [r.streamId, r.allow, r.status, r.reason, r.cache, r.actions];
-          expect(view(shared)).toEqual(view(fresh));
-        });
-      }),
-      { numRuns: 300 },
-    );
-  });
-
   it('reads reasons and cache outcomes right whatever came before (property; ok/ph share a slot)', () => {
     const action = fc.record({
       allow: fc.boolean(),
