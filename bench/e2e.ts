@@ -42,6 +42,7 @@ import { type CpuReport, CpuSampler, childPids } from './lib/cpu.js';
 import { startHaproxy } from './lib/haproxy.js';
 import { AUDIENCE, ISSUER, type Material, rs256Material } from './lib/material.js';
 import { freePort, httpGet, waitForPort } from './lib/net.js';
+import type { NullAnswer } from './lib/null-answer.js';
 import { describeMachine, findTools, loadAverage, type Machine, waitQuiet } from './lib/tools.js';
 import { runWrk, type WrkResult, writeWrkScript } from './lib/wrk.js';
 
@@ -170,14 +171,15 @@ async function row3Decision(agentConfigPath: string, tokenFile: string): Promise
       id: null,
     });
     if (!d.allow) throw new Error(`row 3's request is not allowed: ${d.reason}`);
-    return JSON.stringify({
+    const answer: NullAnswer = {
       sub: d.sub,
       iss: d.iss,
       role: d.role,
       tag: d.tag,
       rule: d.rule,
-      claims: d.claims,
-    });
+      claims: d.claims.map(([name, value]) => [name, value]),
+    };
+    return JSON.stringify(answer);
   } finally {
     engine.close();
   }

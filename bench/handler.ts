@@ -15,8 +15,6 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { createAuthorizeHandler } from '../src/agent/handler.js';
-import { decisionActions } from '../src/agent/vars.js';
-import { makeDecision, NO_CLAIMS } from '../src/auth/decision.js';
 import { mintDevToken } from '../src/auth/index.js';
 import { createEngine, parseAgentConfig } from '../src/config/load.js';
 import { authorizationArg, NotifyEncoder, PREFECT_ROUTES } from '../src/load/notify.js';
@@ -25,6 +23,7 @@ import { FrameHeader, readFrameHeader } from '../src/spop/decode.js';
 import { FrameWriter, type NotifyHandler, SpopServer } from '../src/spop/index.js';
 import { decodeNotifyPayload } from '../src/spop/notify.js';
 import { Reader } from '../src/spop/reader.js';
+import { nullAnswerActions } from './lib/null-answer.js';
 
 const { values } = parseArgs({
   options: {
@@ -59,9 +58,7 @@ const agent = createAuthorizeHandler({
   auditLogger: silent,
   onDecision: (d, s) => metrics.onDecision(d, s),
 });
-const ALLOW = decisionActions(
-  makeDecision('ok', 'load-0', 'urn:spoe-authz:load', 'worker', null, 'null-agent', 'hit', NO_CLAIMS),
-);
+const ALLOW = nullAnswerActions();
 const nullAgent: NotifyHandler = () => ALLOW;
 
 const ctx = { connectionId: 1 } as never;

@@ -12,9 +12,8 @@
  * no flag that turns its checks off.
  */
 import { parseArgs } from 'node:util';
-import { decisionActions } from '../src/agent/vars.js';
-import { makeDecision, NO_CLAIMS } from '../src/auth/decision.js';
 import { SpopServer } from '../src/spop/index.js';
+import { DEFAULT_NULL_ANSWER, type NullAnswer, nullAnswerActions } from './lib/null-answer.js';
 
 const { values } = parseArgs({ options: { listen: { type: 'string' }, decision: { type: 'string' } } });
 const listen = values.listen ?? '127.0.0.1:12346';
@@ -22,29 +21,8 @@ const i = listen.lastIndexOf(':');
 const host = listen.slice(0, i);
 const port = Number(listen.slice(i + 1));
 
-interface Answer {
-  sub: string | null;
-  iss: string | null;
-  role: string | null;
-  tag: string | null;
-  rule: string | null;
-  claims: [string, string | number | boolean][];
-}
-const a: Answer =
-  values.decision === undefined
-    ? { sub: 'load-0', iss: 'urn:spoe-authz:load', role: 'worker', tag: null, rule: 'null-agent', claims: [] }
-    : (JSON.parse(values.decision) as Answer);
-const ALLOW = decisionActions(
-  makeDecision(
-    'ok',
-    a.sub,
-    a.iss,
-    a.role,
-    a.tag,
-    a.rule,
-    'hit',
-    a.claims.length === 0 ? NO_CLAIMS : a.claims,
-  ),
+const ALLOW = nullAnswerActions(
+  values.decision === undefined ? DEFAULT_NULL_ANSWER : (JSON.parse(values.decision) as NullAnswer),
 );
 
 const server = new SpopServer({ handler: () => ALLOW, maxConnections: 4_096 });
