@@ -4,10 +4,11 @@
  */
 import type { Logger } from 'pino';
 import { type AuthzRequest, type Decision, makeDecision, NO_CLAIMS } from '../auth/decision.js';
+import { normalizePath } from '../auth/path.js';
 import type { HandlerResult, Notify, NotifyContext, NotifyHandler } from '../spop/index.js';
 import { type AuditMode, auditDecision } from './audit.js';
 import { AUTHORIZE_MESSAGE, readAuthorizeArgs } from './request.js';
-import { decisionAck } from './vars.js';
+import { decisionAck, decisionActions, pathAction } from './vars.js';
 
 /** What the handler needs of the engine: a decision per request (sync on cache hits). */
 export interface Decider {
@@ -28,6 +29,20 @@ const BAD_REQUEST: Decision = Object.freeze(
 );
 
 /**
+ * The normalised path when it differs from `raw` (dot segments, repeated slashes, escaped
+ * unreserved characters, lower-case escapes), else null. The policy judges the normalised path;
+ * an allow then carries it as `txn.<prefix>.path` so that HAProxy forwards what was judged
+ * (`http-request set-path`) rather than a raw path the upstream might read differently.
+ * normalizePath changes nothing in a path without '%', '//' or '/.' (its own fast path), so
+ * most paths cost three indexOf here.
+ */
+export function canonicalPath(raw: string): string | null {
+  if (raw.indexOf('%') === -1 && raw.indexOf('//') === -1 && raw.indexOf('/.') === -1) return null;
+  const p = normalizePath(raw);
+  return typeof p === 'string' && p !== raw ? p : null;
+}
+
+/**
  * A NotifyHandler answering the `authorize` message. A NOTIFY without it gets an ACK with no
  * decision (HAProxy then finds no `allow` var and its ACL fails closed); one without
  * `method`/`path` is a `bad_request` deny.
@@ -39,6 +54,10 @@ export function createAuthorizeHandler(options: AuthorizeHandlerOptions): Notify
     const seconds = (performance.now() - started) / 1e3;
     if (onDecision !== undefined) onDecision(d, seconds);
     if (audit === 'all' || (audit === 'deny' && !d.allow)) auditDecision(auditLogger, req, d, seconds);
+    if (d.allow && req !== null) {
+      const path = canonicalPath(req.path);
+      if (path !== null) return [...decisionActions(d), pathAction(path)];
+    }
     return decisionAck(d);
   };
   return (notify: Notify, _ctx: NotifyContext): HandlerResult | Promise<HandlerResult> => {

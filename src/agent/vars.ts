@@ -25,6 +25,8 @@ export const VAR = {
   tag: 'tag',
   rule: 'rule',
   cache: 'cache',
+  /** Only on an allow whose path was not canonical: the normalised path the policy judged. */
+  path: 'path',
 } as const;
 
 const TXN = VarScope.TXN;
@@ -41,6 +43,11 @@ const ROLE = new SetVarCache(TXN, VAR.role);
 const TAG = new SetVarCache(TXN, VAR.tag);
 const RULE = new SetVarCache(TXN, VAR.rule);
 const CACHE = new SetVarCache(TXN, VAR.cache);
+
+/** The SET-VAR of the normalised path (see handler.ts canonicalPath). */
+export function pathAction(path: string): Action {
+  return { op: 'set', scope: TXN, name: VAR.path, value: path };
+}
 
 /** Builds the ACK actions for one decision. */
 export function decisionActions(d: Decision): Action[] {

@@ -4,11 +4,12 @@
  * ES256 signatures → the ACK's SET-VAR actions, encoded and decoded again.
  */
 import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { createAuthorizeHandler } from '../../src/agent/handler.js';
+import { canonicalPath, createAuthorizeHandler } from '../../src/agent/handler.js';
 import { FAIL_CLOSED_ACTIONS } from '../../src/agent/vars.js';
-import { AuthzEngine, devIssuerConfig, mintDevToken } from '../../src/auth/index.js';
+import { AuthzEngine, devIssuerConfig, mintDevToken, normalizePath } from '../../src/auth/index.js';
 import {
   DataType,
   decodeFrame,
@@ -117,6 +118,75 @@ describe('authorize handler', () => {
     );
     expect(vars).toMatchObject({ allow: false, status: 403, reason: 'forbidden', sub: 'bob' });
     engine.close();
+  });
+
+  it.each([
+    // raw path as HAProxy sends it -> what the allow carries in `path` (undefined: no var)
+    ['/api/flows/filter', undefined],
+    ['/api/admin/../flows/filter', '/api/flows/filter'],
+    ['/api//flows///filter', '/api/flows/filter'],
+    ['/api/./flows/filter', '/api/flows/filter'],
+    ['/api/fl%6Fws/filter', '/api/flows/filter'],
+    ['/api/flows/%7euser/../filter', '/api/flows/filter'],
+    ['/api/.well-known/../flows/filter', '/api/flows/filter'],
+  ])('an allow of %s carries the normalised path %s when it differs', async (raw, expected) => {
+    const { handler, engine } = await setup();
+    const token = await mintDevToken({ sub: 'pat', roles: ['viewer'] });
+    const notify = notifyFrom([
+      str('method', 'POST'),
+      str('path', raw),
+      str('authorization', `Bearer ${token}`),
+    ]);
+    const first = varsOf(await handler(notify, ctx));
+    expect(first).toMatchObject({ allow: true, cache: 'miss' });
+    expect(first.path).toBe(expected);
+    // A remembered decision (cache hit, ACK encoded once) still carries it for this raw path.
+    const again = varsOf((await handler(notify, ctx)) as HandlerResult);
+    expect(again).toMatchObject({ allow: true, cache: 'hit' });
+    expect(again.path).toBe(expected);
+    engine.close();
+  });
+
+  it('a deny never carries a path, canonical or not', async () => {
+    const { handler, engine } = await setup();
+    const token = await mintDevToken({ sub: 'pia', roles: ['viewer'] });
+    for (const raw of ['/api/admin/settings', '/api/flows/../admin/settings', '/api/flows/%2e%2e/admin']) {
+      const vars = varsOf(
+        await handler(
+          notifyFrom([str('method', 'POST'), str('path', raw), str('authorization', `Bearer ${token}`)]),
+          ctx,
+        ),
+      );
+      expect(vars.allow).toBe(false);
+      expect(vars).not.toHaveProperty('path');
+    }
+    engine.close();
+  });
+
+  it('canonicalPath is normalizePath wherever the result differs, for any path', () => {
+    const segment = fc.constantFrom(
+      'api',
+      'flows',
+      '.',
+      '..',
+      '',
+      '%2e',
+      '%6F',
+      '%2F',
+      '%7e',
+      'a%20b',
+      '%zz',
+      '\\',
+      '.well-known',
+    );
+    const path = fc.array(segment, { maxLength: 8 }).map((s) => `/${s.join('/')}`);
+    fc.assert(
+      fc.property(fc.oneof(path, fc.string()), (raw) => {
+        const n = normalizePath(raw);
+        expect(canonicalPath(raw)).toBe(typeof n === 'string' && n !== raw ? n : null);
+      }),
+      { numRuns: 2_000 },
+    );
   });
 
   it('reads the token from the cookie arg and IPv6 src, ignoring unknown args', async () => {

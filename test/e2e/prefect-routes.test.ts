@@ -66,6 +66,36 @@ describeHaproxy('Prefect through the shipped HAProxy config and the agent', () =
     expect(seen?.headers['x-prefect-role']).toBe('worker');
   });
 
+  it('Prefect receives the path the agent judged, not a non-canonical form of it', async () => {
+    const viewer = await devToken('nico-normal', ['viewer']);
+    const id = uuid();
+    const cases = [
+      // raw request-target -> what must reach Prefect (query string kept)
+      ['POST', '/api/admin/../flows/filter', '/api/flows/filter'],
+      ['POST', '/api//flows///filter?limit=5', '/api/flows/filter?limit=5'],
+      ['GET', `/api/./fl%6Fws/${id}`, `/api/flows/${id}`],
+      ['GET', `/api/flows/${id}`, `/api/flows/${id}`],
+    ] as const;
+    for (const [method, raw, expected] of cases) {
+      const r = await send(hap, method, raw, {
+        token: viewer,
+        rawPath: true,
+        ...(method === 'POST' ? { body: '{}' } : {}),
+      });
+      expect(r.status, raw).toBe(200);
+      expect(atPrefect(r)?.url, raw).toBe(expected);
+    }
+    // A path that only judged as allowed once normalised is refused when it normalises to a
+    // route the role may not use, whatever its raw form.
+    const sneaky = await send(hap, 'POST', '/api/flows/../admin/settings', {
+      token: viewer,
+      rawPath: true,
+      body: '{}',
+    });
+    expect(sneaky.status).toBe(403);
+    expect(atPrefect(sneaky)).toBeUndefined();
+  });
+
   it('no token gets 401 with WWW-Authenticate; an expired token gets 401 invalid_token', async () => {
     const none = await send(hap, 'POST', '/api/flows/filter', { body: '{}' });
     expect(none.status).toBe(401);

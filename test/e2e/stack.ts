@@ -150,7 +150,7 @@ export async function send(
   hap: HaproxyInstance,
   method: string,
   path: string,
-  opts: { token?: string; headers?: Record<string, string>; body?: string } = {},
+  opts: { token?: string; headers?: Record<string, string>; body?: string; rawPath?: boolean } = {},
 ): Promise<SentRequest> {
   const testId = randomUUID();
   const headers: Record<string, string> = { 'x-test-id': testId, ...opts.headers };
@@ -160,6 +160,7 @@ export async function send(
     method,
     headers,
     ...(opts.body !== undefined ? { body: opts.body } : {}),
+    ...(opts.rawPath === true ? { rawPath: path } : {}),
   });
   return { ...res, testId };
 }

@@ -24,6 +24,11 @@ export interface HttpRequestOptions {
   agent?: Agent | false;
   /** Rejects when no complete response arrived in time. Default 10 s. */
   timeoutMs?: number;
+  /**
+   * The request-target sent as is, instead of the URL's (which WHATWG URL parsing normalises:
+   * dot segments removed), e.g. `/api/x/../flows` to see what HAProxy and the agent make of it.
+   */
+  rawPath?: string;
 }
 
 /**
@@ -36,20 +41,24 @@ export function createHttpAgent(opts: { keepAlive?: boolean; maxSockets?: number
 
 /** Sends one request and resolves with the full response; rejects on socket errors or timeout. */
 export function httpRequest(url: string | URL, opts: HttpRequestOptions = {}): Promise<HttpResponse> {
-  const { method = 'GET', headers = {}, body, agent = false, timeoutMs = 10_000 } = opts;
+  const { method = 'GET', headers = {}, body, agent = false, timeoutMs = 10_000, rawPath } = opts;
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers, agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.once('error', reject);
-      res.once('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString('utf8'),
-        }),
-      );
-    });
+    const req = request(
+      url,
+      { method, headers, agent, ...(rawPath === undefined ? {} : { path: rawPath }) },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.once('error', reject);
+        res.once('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+      },
+    );
     req.setTimeout(timeoutMs, () =>
       req.destroy(new Error(`${method} ${url}: no response in ${timeoutMs} ms`)),
     );
