@@ -9,46 +9,74 @@
  * in-process view of bench:e2e's row 3 against row 5. Prints ns per NOTIFY (median of rounds)
  * and the ratio.
  *
- *   npx tsx bench/handler.ts [--rounds 9] [--ops 200000] [--routes all|get]
+ * `--tokens unique`: a fresh RS256 token per NOTIFY (an issuer of the load script's own, the
+ * token cache a quarter of the pool, so every decision verifies a signature), and the null
+ * agent checks one RS256 signature per NOTIFY (bench/null-agent.ts --verify-pem): the
+ * in-process view of bench:e2e's row 4 against row 6, i.e. what the agent's miss path costs
+ * beyond the signature check itself.
+ *
+ *   npx tsx bench/handler.ts [--tokens reuse|unique] [--rounds 9] [--ops 200000] [--routes all|get]
  */
-import { cpus } from 'node:os';
+import { createPublicKey } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { createAuthorizeHandler } from '../src/agent/handler.js';
 import { mintDevToken } from '../src/auth/index.js';
 import { createEngine, parseAgentConfig } from '../src/config/load.js';
+import { ownIssuer } from '../src/load/issuer.js';
 import { authorizationArg, NotifyEncoder, PREFECT_ROUTES } from '../src/load/notify.js';
 import { AgentMetrics } from '../src/metrics.js';
 import { FrameHeader, readFrameHeader } from '../src/spop/decode.js';
 import { FrameWriter, type NotifyHandler, SpopServer } from '../src/spop/index.js';
 import { decodeNotifyPayload } from '../src/spop/notify.js';
 import { Reader } from '../src/spop/reader.js';
-import { nullAnswerActions } from './lib/null-answer.js';
+import { nullAnswerActions, nullHandler } from './lib/null-answer.js';
 
 const { values } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '9' },
-    ops: { type: 'string', default: '200000' },
+    tokens: { type: 'string', default: 'reuse' },
+    rounds: { type: 'string' },
+    ops: { type: 'string' },
     routes: { type: 'string', default: 'all' },
   },
 });
-const rounds = Number(values.rounds);
-const ops = Number(values.ops);
+if (values.tokens !== 'reuse' && values.tokens !== 'unique') throw new Error('--tokens reuse|unique');
+const unique = values.tokens === 'unique';
+const rounds = Number(values.rounds ?? (unique ? 5 : 9));
+const ops = Number(values.ops ?? (unique ? 20_000 : 200_000));
 const routes = values.routes === 'get' ? [PREFECT_ROUTES[1]!] : PREFECT_ROUTES;
+/** --tokens unique: the pool; the token cache holds a quarter of it, so cycling always misses. */
+const POOL = 4_000;
 
-// NOTIFY frames as the load script writes them, one per route, length prefix stripped.
-const token = await mintDevToken({ sub: 'bench-0', roles: ['worker'], ttlSeconds: 3600 });
+// Reused: the dev issuer's token. Unique: an RS256 issuer of the load script's own, POOL tokens.
+const issuer = unique ? await ownIssuer('RS256') : null;
+const nowSec = Math.floor(Date.now() / 1000);
+const tokens =
+  issuer === null
+    ? [await mintDevToken({ sub: 'bench-0', roles: ['worker'], ttlSeconds: 3600 })]
+    : await Promise.all(Array.from({ length: POOL }, (_, i) => issuer.sign(`bench-${i}`, nowSec, 3600)));
+
+// NOTIFY frames as the load script writes them, cycling through the routes, length prefix stripped.
 const encoder = new NotifyEncoder(0, routes);
 const frames: Buffer[] = [];
-for (let i = 0; i < routes.length * 4; i++) {
+for (let i = 0; i < Math.max(routes.length * 4, tokens.length); i++) {
   const w = new FrameWriter();
-  encoder.write(w, 2 * i + 1, 1, i, authorizationArg(token), i);
+  encoder.write(w, 2 * i + 1, 1, i, authorizationArg(tokens[i % tokens.length]!), i);
   const wire = w.take()!;
   frames.push(Buffer.from(wire.subarray(4)));
 }
 
 const silent = pino({ level: 'silent' });
-const config = parseAgentConfig({ devIssuer: true, audit: 'off', metrics: { listen: null } });
+const dir = await mkdtemp(join(tmpdir(), 'bench-handler-'));
+const config = parseAgentConfig({
+  ...(issuer === null ? { devIssuer: true } : await issuer.agentConfig(dir)),
+  ...(unique ? { cache: { maxEntries: POOL / 4 } } : {}),
+  audit: 'off',
+  metrics: { listen: null },
+});
 const engine = createEngine(config, { logger: silent });
 await engine.start();
 const metrics = new AgentMetrics({ engine: () => engine, spop: new SpopServer({ handler: () => [] }) });
@@ -58,8 +86,10 @@ const agent = createAuthorizeHandler({
   auditLogger: silent,
   onDecision: (d, s) => metrics.onDecision(d, s),
 });
-const ALLOW = nullAnswerActions();
-const nullAgent: NotifyHandler = () => ALLOW;
+const nullAgent: NotifyHandler = nullHandler(
+  nullAnswerActions(),
+  issuer === null ? null : createPublicKey(issuer.publicPem!),
+);
 
 const ctx = { connectionId: 1 } as never;
 const writer = new FrameWriter();
@@ -74,7 +104,7 @@ function run(handler: NotifyHandler, n: number): number {
     readFrameHeader(r, h);
     const notify = decodeNotifyPayload(r, buf, h.streamId, h.frameId);
     const result = handler(notify, ctx);
-    if (result instanceof Promise) throw new Error('a cached decision must be synchronous');
+    if (result instanceof Promise) throw new Error('decisions here must be synchronous (cached, or RS256)');
     writer.ack(h.streamId, h.frameId, result);
     if ((i & 63) === 63) writer.take();
   }
@@ -82,8 +112,8 @@ function run(handler: NotifyHandler, n: number): number {
   return Number(process.hrtime.bigint() - start) / n;
 }
 
-// The first decision verifies the token (asynchronously); every later one finds it cached.
-{
+// Reused: the first decision verifies the token (asynchronously); every later one finds it cached.
+if (!unique) {
   const buf = frames[0]!;
   const r = new Reader(buf);
   const h = new FrameHeader();
@@ -91,14 +121,20 @@ function run(handler: NotifyHandler, n: number): number {
   await agent(decodeNotifyPayload(r, buf, h.streamId, h.frameId), ctx);
 }
 // Warm up both (JIT, token cache, remembered decisions), and check that every answer is an
-// allow from a cached token: a bench of denials would measure the wrong path.
-run(nullAgent, 50_000);
-run(agent, 50_000);
+// allow from a cached token (reused) or a verified one (unique): a bench of denials would
+// measure the wrong path.
+const warm = unique ? 8_000 : 50_000;
+run(nullAgent, warm);
+run(agent, warm);
 const before = engine.stats();
 run(agent, 10_000);
 const after = engine.stats();
-if (after.allowed - before.allowed !== 10_000 || after.cache.hits - before.cache.hits !== 10_000)
-  throw new Error(`expected 10,000 cached allows, got ${JSON.stringify({ before, after })}`);
+const allowed = after.allowed - before.allowed;
+const expected = unique ? after.verifications - before.verifications : after.cache.hits - before.cache.hits;
+if (allowed !== 10_000 || expected !== 10_000)
+  throw new Error(
+    `expected 10,000 ${unique ? 'verified' : 'cached'} allows, got ${JSON.stringify({ before, after })}`,
+  );
 const ns: Record<'null' | 'agent', number[]> = { null: [], agent: [] };
 for (let round = 0; round < rounds; round++) {
   ns.null.push(run(nullAgent, ops));
@@ -108,9 +144,11 @@ const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;
 const m = { null: median(ns.null), agent: median(ns.agent) };
 process.stdout.write(
   `${cpus().length} x ${cpus()[0]?.model.trim()}, Node ${process.version}; ${routes.length} route(s), ` +
-    `${rounds} rounds x ${ops} NOTIFYs, medians\n` +
-    `null agent  ${m.null.toFixed(0)} ns/NOTIFY  (rounds: ${ns.null.map((v) => v.toFixed(0)).join(' ')})\n` +
-    `agent       ${m.agent.toFixed(0)} ns/NOTIFY  (rounds: ${ns.agent.map((v) => v.toFixed(0)).join(' ')})\n` +
-    `authorization on a cached token: +${(m.agent - m.null).toFixed(0)} ns per NOTIFY (agent / null ${(m.agent / m.null).toFixed(2)}x)\n`,
+    `${rounds} rounds x ${ops} NOTIFYs, ${unique ? `fresh RS256 tokens (pool ${POOL}, cache ${POOL / 4})` : 'one reused token'}, medians\n` +
+    `${unique ? 'null + RS256' : 'null agent  '}  ${m.null.toFixed(0)} ns/NOTIFY  (rounds: ${ns.null.map((v) => v.toFixed(0)).join(' ')})\n` +
+    `agent         ${m.agent.toFixed(0)} ns/NOTIFY  (rounds: ${ns.agent.map((v) => v.toFixed(0)).join(' ')})\n` +
+    `${unique ? 'the miss path beyond one signature check' : 'authorization on a cached token'}: ` +
+    `+${(m.agent - m.null).toFixed(0)} ns per NOTIFY (agent / null ${(m.agent / m.null).toFixed(2)}x)\n`,
 );
 engine.close();
+await rm(dir, { recursive: true, force: true });

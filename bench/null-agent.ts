@@ -8,14 +8,23 @@
  *
  *   node --import tsx bench/null-agent.ts --listen 127.0.0.1:12346 [--decision '{"sub":...}']
  *
+ * With `--verify-pem PEM` it also checks one RS256 signature per request (the token of the
+ * `authorization` arg, nothing else: no claims, no cache, no policy) and denies when it fails.
+ * That is row 6 of bench/e2e.ts: SPOP plus the one cost row 4 cannot avoid, the ceiling of a
+ * fresh-token row for any agent out of HAProxy's process on the same machine.
+ *
  * Not part of the product: it lives in bench/, is not compiled into dist/, and the agent has
  * no flag that turns its checks off.
  */
+import { createPublicKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { SpopServer } from '../src/spop/index.js';
-import { DEFAULT_NULL_ANSWER, type NullAnswer, nullAnswerActions } from './lib/null-answer.js';
+import { DEFAULT_NULL_ANSWER, type NullAnswer, nullAnswerActions, nullHandler } from './lib/null-answer.js';
 
-const { values } = parseArgs({ options: { listen: { type: 'string' }, decision: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { listen: { type: 'string' }, decision: { type: 'string' }, 'verify-pem': { type: 'string' } },
+});
 const listen = values.listen ?? '127.0.0.1:12346';
 const i = listen.lastIndexOf(':');
 const host = listen.slice(0, i);
@@ -25,9 +34,17 @@ const ALLOW = nullAnswerActions(
   values.decision === undefined ? DEFAULT_NULL_ANSWER : (JSON.parse(values.decision) as NullAnswer),
 );
 
-const server = new SpopServer({ handler: () => ALLOW, maxConnections: 4_096 });
+const pem = values['verify-pem'];
+const key = pem === undefined ? null : createPublicKey(readFileSync(pem));
+
+const server = new SpopServer({
+  handler: nullHandler(ALLOW, key),
+  maxConnections: 4_096,
+});
 await server.listen(port, host);
-process.stdout.write(`null agent listening on ${host}:${port} (allows everything)\n`);
+process.stdout.write(
+  `null agent listening on ${host}:${port} ${key === null ? '(allows everything)' : '(checks one RS256 signature per request)'}\n`,
+);
 const stop = () => {
   server.close({ deadlineMs: 2_000 }).then(() => process.exit(0));
 };
