@@ -59,6 +59,9 @@ load:
   --rate R               decisions/s, open loop (latency from the intended send time);
                          default: as fast as possible
   --pacing sleep|spin    open loop: wait for send times in short sleeps (default) or spin
+  --generator-gc single|parallel
+                         the generator's V8 GC on its main thread (default: load runs itself
+                         again under --single-threaded-gc) or with V8's helper threads
   --duration S           measured seconds (default 10 unless --requests); --requests N
   --warmup S             unmeasured seconds first (default 1)
   --timeout MS           an ACK later than this is a timeout (default 1500)
@@ -106,6 +109,7 @@ const options = {
   pipeline: { type: 'string' },
   rate: { type: 'string' },
   pacing: { type: 'string' },
+  'generator-gc': { type: 'string' },
   duration: { type: 'string' },
   requests: { type: 'string' },
   warmup: { type: 'string' },
@@ -153,7 +157,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'token':
         return await runToken(values);
       case 'load':
-        return await runLoad(values);
+        return await runLoad(values, argv);
       default:
         process.stderr.write(`unknown command: ${command}\n\n${USAGE}`);
         return 2;

@@ -1,9 +1,17 @@
 /** `load`: drive an agent with SPOP traffic as HAProxy would, and report throughput and latency. */
 import type { CliValues } from '../cli.js';
 import { UsageError } from '../cli.js';
-import { formatReport, LoadUsageError, parseLoadOptions, runLoadTest } from '../load/index.js';
+import {
+  currentGc,
+  formatReport,
+  LoadUsageError,
+  parseLoadOptions,
+  runLoadTest,
+  runWithSingleGc,
+} from '../load/index.js';
 
-export async function runLoad(values: CliValues): Promise<number> {
+/** `argv`: the CLI's arguments, to run them again under `--single-threaded-gc` (src/load/gc.ts). */
+export async function runLoad(values: CliValues, argv: readonly string[]): Promise<number> {
   let options: ReturnType<typeof parseLoadOptions>;
   try {
     options = parseLoadOptions(values);
@@ -11,6 +19,7 @@ export async function runLoad(values: CliValues): Promise<number> {
     if (err instanceof LoadUsageError) throw new UsageError(err.message);
     throw err;
   }
+  if (options.generatorGc === 'single' && currentGc() !== 'single') return runWithSingleGc(argv);
   let report: Awaited<ReturnType<typeof runLoadTest>>;
   try {
     report = await runLoadTest(options, {

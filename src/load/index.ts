@@ -6,6 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type SpawnedAgent, spawnAgent } from './agent-process.js';
+import { currentGc } from './gc.js';
 import { issuerFor, type TokenIssuer } from './issuer.js';
 import type { LoadOptions } from './options.js';
 import {
@@ -22,6 +23,7 @@ import { formatTarget, type Target } from './target.js';
 import { buildTokens, LIMITS_FILE_TOKENS, readTokenFile, TokenKind, type TokenSet } from './tokens.js';
 
 export { type SpawnedAgent, spawnAgent } from './agent-process.js';
+export { currentGc, type GeneratorGc, runWithSingleGc } from './gc.js';
 export { devIssuer, issuerFor, ownIssuer, type TokenIssuer } from './issuer.js';
 export { PREFECT_ROUTES } from './notify.js';
 export { type LoadOptions, LoadUsageError, parseLoadOptions } from './options.js';
@@ -210,7 +212,7 @@ async function measure(
       rssMb: lastAgent === null ? null : mb(lastAgent.rssBytes),
       maxRssMb: agent === null ? null : mb(maxRss),
     },
-    generator: { cpuPercent: Math.round(genPercent * 10) / 10 },
+    generator: { cpuPercent: Math.round(genPercent * 10) / 10, gc: currentGc() },
     machine: {
       cores: cpus().length,
       busyPercent: machineBusy === null ? null : Math.round(machineBusy),

@@ -3,6 +3,7 @@
  * defaults and hard caps so a run is always bounded in time, count and memory.
  */
 import { ALGORITHMS, DEV_ALGORITHM } from '../auth/index.js';
+import type { GeneratorGc } from './gc.js';
 import { isLoopback, parseTarget, type Target } from './target.js';
 
 export type TokenMode =
@@ -39,6 +40,8 @@ export interface LoadOptions {
   readonly rate: number | null;
   /** Open loop: how the wait for the next send time is spent. */
   readonly pacing: Pacing;
+  /** The generator's V8 GC: on its main thread only (default), or V8's parallel helpers. */
+  readonly generatorGc: GeneratorGc;
   /** Measured phase length in seconds; null = bounded by `requests` only. */
   readonly durationS: number | null;
   /** Measured requests; null = bounded by `durationS` only. */
@@ -156,6 +159,10 @@ export function parseLoadOptions(values: RawLoadValues): LoadOptions {
   }
 
   const pacing = str(values, 'pacing') ?? 'sleep';
+  const generatorGc = str(values, 'generator-gc') ?? 'single';
+  if (generatorGc !== 'single' && generatorGc !== 'parallel') {
+    throw new LoadUsageError(`--generator-gc takes single or parallel, got "${generatorGc}"`);
+  }
   if (pacing !== 'sleep' && pacing !== 'spin') {
     throw new LoadUsageError(`--pacing takes sleep or spin, got "${pacing}"`);
   }
@@ -173,6 +180,7 @@ export function parseLoadOptions(values: RawLoadValues): LoadOptions {
     pipeline: num(values, 'pipeline', 1, LIMITS.pipeline, true) ?? 20,
     rate: num(values, 'rate', 1, LIMITS.rate, false),
     pacing,
+    generatorGc,
     durationS,
     requests,
     warmupS: num(values, 'warmup', 0, LIMITS.warmupS, false) ?? 1,

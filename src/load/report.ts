@@ -1,5 +1,6 @@
 /** The load run's result: a plain object (`--json`) and its text rendering. */
 import type { Histogram } from 'hdr-histogram-js';
+import type { GeneratorGc } from './gc.js';
 
 export interface LatencySummary {
   readonly p50: number;
@@ -21,7 +22,8 @@ export interface LoadReport {
     readonly rssMb: number | null;
     readonly maxRssMb: number | null;
   };
-  readonly generator: { readonly cpuPercent: number };
+  /** The load script's own process: its CPU, and how its V8 collected garbage (--generator-gc). */
+  readonly generator: { readonly cpuPercent: number; readonly gc: GeneratorGc };
   /** Whole machine over the measured phase, % of one core (cores x 100 = saturated). */
   readonly machine: {
     readonly cores: number;
@@ -155,7 +157,9 @@ export function formatReport(r: LoadReport): string {
         : `${r.agent.rssMb.toFixed(0)} MB (max ${r.agent.maxRssMb?.toFixed(0)} MB)`;
     lines.push(`agent      CPU ${cpu}, RSS ${rss}`);
   }
-  lines.push(`generator  CPU ${r.generator.cpuPercent.toFixed(0)}% of one core`);
+  lines.push(
+    `generator  CPU ${r.generator.cpuPercent.toFixed(0)}% of one core, V8 GC ${r.generator.gc === 'single' ? 'on its main thread' : 'with parallel helper threads'}`,
+  );
   const m = r.machine;
   if (m.busyPercent !== null) {
     lines.push(

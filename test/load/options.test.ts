@@ -12,6 +12,7 @@ describe('load options', () => {
       pipeline: 20,
       rate: null,
       pacing: 'sleep',
+      generatorGc: 'single',
       durationS: 10,
       requests: null,
       warmupS: 1,
@@ -22,6 +23,10 @@ describe('load options', () => {
       ids: '3.1',
       spawnAgent: false,
     });
+  });
+
+  it("takes --generator-gc parallel for V8's default GC in the generator", () => {
+    expect(parseLoadOptions({ 'generator-gc': 'parallel' }).generatorGc).toBe('parallel');
   });
 
   it('takes --pacing spin for exact send times', () => {
@@ -71,6 +76,7 @@ describe('load options', () => {
     [{ tokens: 'many' }, /--tokens/],
     [{ ids: '3.0' }, /--ids takes 3.1 or 2.6/],
     [{ pacing: 'busy' }, /--pacing takes sleep or spin/],
+    [{ 'generator-gc': 'none' }, /--generator-gc takes single or parallel/],
     [{ target: 'nohostport' }, /--target: expected host:port/],
     [{ target: '127.0.0.1:99999' }, /port out of range/],
     [{ alg: 'none' }, /--alg takes one of/],

@@ -2,11 +2,14 @@
  * The generator against real agents on loopback, short and bounded by request count. No timing
  * assertions: only that every request is accounted for and every decision checked.
  */
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.js';
 import { parseAgentConfig } from '../../src/config/load.js';
+import { agentCommand } from '../../src/load/agent-process.js';
+import { currentGc, SINGLE_THREADED_GC, singleGcArgs } from '../../src/load/gc.js';
 import { type LoadOptions, type LoadReport, parseLoadOptions, runLoadTest } from '../../src/load/index.js';
 import { type Runtime, startRuntime } from '../../src/runtime.js';
 import {
@@ -145,6 +148,9 @@ describe('load generator against the real agent (in process, dev issuer)', () =>
         '0',
         '--json',
         '--quiet',
+        // In this process (its stdout is captured above): no second run under --single-threaded-gc.
+        '--generator-gc',
+        'parallel',
       ]);
     } finally {
       process.stdout.write = write;
@@ -152,9 +158,56 @@ describe('load generator against the real agent (in process, dev issuer)', () =>
     expect(code).toBe(0);
     const r = JSON.parse(out) as LoadReport;
     expect([r.sent, r.acked, r.errors.total]).toEqual([300, 300, 0]);
+    expect(r.generator.gc).toBe('parallel');
     expect(r.agent).toMatchObject({ spawned: false, pid: process.pid });
     expect(r.agent.cpuPercent).toBeTypeOf('number');
     expect(r.agent.rssMb).toBeGreaterThan(10);
+  });
+
+  it('by default the CLI runs the generator again under --single-threaded-gc, same arguments and exit code', async () => {
+    const args = [
+      'load',
+      '--target',
+      `127.0.0.1:${port}`,
+      '--requests',
+      '300',
+      '--warmup',
+      '0',
+      '--json',
+      '--quiet',
+    ];
+    // As a user runs it: the CLI as its own process, without the flag.
+    const run = (extra: string[]) =>
+      new Promise<{ code: number | null; out: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, [...agentCommand().args, ...args, ...extra], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        let out = '';
+        child.stdout.on('data', (c: Buffer) => {
+          out += c.toString();
+        });
+        child.once('error', reject);
+        child.once('exit', (code) => resolve({ code, out }));
+      });
+    const single = await run([]);
+    expect(single.code).toBe(0);
+    const r = JSON.parse(single.out) as LoadReport;
+    expect([r.sent, r.acked, r.errors.total]).toEqual([300, 300, 0]);
+    expect(r.generator.gc).toBe('single');
+    // The second run's exit code is the CLI's: 2 for a usage error (found before any second
+    // run), 1 when the agent cannot be reached (found by the second run).
+    expect((await run(['--timeout', '0'])).code).toBe(2);
+    const unreachable = await run(['--target', '127.0.0.1:1']);
+    expect(unreachable).toMatchObject({ code: 1, out: '' });
+    expect(singleGcArgs(['load', '--rate', '5'])).toEqual([
+      SINGLE_THREADED_GC,
+      ...agentCommand().args,
+      'load',
+      '--rate',
+      '5',
+    ]);
+    expect(currentGc(['--single-threaded-gc'])).toBe('single');
+    expect(currentGc(['--import', 'tsx'])).toBe('parallel');
   });
 
   it('a warm-up is not counted', async () => {
