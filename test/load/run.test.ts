@@ -3,7 +3,7 @@
  * assertions: only that every request is accounted for and every decision checked.
  */
 import { spawn } from 'node:child_process';
-import { createServer, type Server } from 'node:net';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.js';
@@ -208,6 +208,62 @@ describe('load generator against the real agent (in process, dev issuer)', () =>
     ]);
     expect(currentGc(['--single-threaded-gc'])).toBe('single');
     expect(currentGc(['--import', 'tsx'])).toBe('parallel');
+  });
+
+  it('reads ACKs however the bytes are cut: 1 to 7 bytes per read, through a proxy', async () => {
+    // A frame or its length prefix split across reads is assembled by the framer; the generator
+    // must count each ACK once, with its decision, whatever the cuts.
+    const sockets = new Set<Socket>();
+    const proxy = createServer((client) => {
+      const up = connect(port, '127.0.0.1');
+      up.setNoDelay(true);
+      client.setNoDelay(true);
+      sockets.add(client).add(up);
+      client.on('data', (d: Buffer) => up.write(d));
+      const queue: Buffer[] = [];
+      let cut = 0;
+      let draining = false;
+      const drip = () => {
+        const next = queue[0];
+        if (next === undefined || client.destroyed) {
+          draining = false;
+          return;
+        }
+        const n = Math.min(next.length, 1 + (cut++ % 7));
+        client.write(next.subarray(0, n));
+        if (n === next.length) queue.shift();
+        else queue[0] = next.subarray(n);
+        setTimeout(drip, 0);
+      };
+      up.on('data', (d: Buffer) => {
+        queue.push(Buffer.from(d));
+        if (!draining) {
+          draining = true;
+          drip();
+        }
+      });
+      const end = () => {
+        client.destroy();
+        up.destroy();
+      };
+      client.on('close', end).on('error', end);
+      up.on('close', end).on('error', end);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const r = await runLoadTest(
+        options(
+          { requests: '60', warmup: '0', connections: '2', pipeline: '5', 'invalid-share': '0.5' },
+          (proxy.address() as AddressInfo).port,
+        ),
+      );
+      expect([r.sent, r.acked, r.errors.total]).toEqual([60, 60, 0]);
+      expect(r.allowed + r.denied).toBe(60);
+      expect(r.denied).toBe(30);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 
   it('a warm-up is not counted', async () => {
