@@ -9,6 +9,7 @@
  * runs itself again under the flag, unless it has it already or `--generator-gc parallel`.
  */
 import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { agentCommand } from './agent-process.js';
 
 export type GeneratorGc = 'single' | 'parallel';
@@ -48,7 +49,7 @@ export function runWithSingleGc(cliArgs: readonly string[]): Promise<number> {
     });
     child.once('exit', (code, signal) => {
       if (code !== null) done(code);
-      else done(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : signal === 'SIGKILL' ? 9 : 1));
+      else done(128 + (signal === null ? 1 : constants.signals[signal]));
     });
   });
 }

@@ -3,6 +3,7 @@
  * assertions: only that every request is accounted for and every decision checked.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -208,6 +209,30 @@ describe('load generator against the real agent (in process, dev issuer)', () =>
     ]);
     expect(currentGc(['--single-threaded-gc'])).toBe('single');
     expect(currentGc(['--import', 'tsx'])).toBe('parallel');
+  });
+
+  it('SIGTERM to the CLI reaches the generator it runs again under --single-threaded-gc', async () => {
+    const cli = spawn(
+      process.execPath,
+      [...agentCommand().args, 'load', '--target', `127.0.0.1:${port}`, '--duration', '60', '--quiet'],
+      { stdio: 'ignore' },
+    );
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      cli.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    // The second run: the CLI's one child (the generator), once it is up.
+    let generator = 0;
+    for (let i = 0; i < 200 && generator === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const children = readFileSync(`/proc/${cli.pid}/task/${cli.pid}/children`, 'utf8').trim();
+      if (children !== '') generator = Number(children.split(/\s+/)[0]);
+    }
+    expect(generator).toBeGreaterThan(0);
+    expect(readFileSync(`/proc/${generator}/cmdline`, 'utf8').split('\0')).toContain(SINGLE_THREADED_GC);
+    cli.kill('SIGTERM');
+    // The CLI exits as its generator did: killed by SIGTERM, 128 + 15.
+    expect(await exited).toEqual({ code: 143, signal: null });
+    expect(() => process.kill(generator, 0)).toThrow(/ESRCH/);
   });
 
   it('reads ACKs however the bytes are cut: 1 to 7 bytes per read, through a proxy', async () => {
