@@ -43,6 +43,17 @@ export interface LoadIo {
   readonly log?: (line: string) => void;
   /** An agent started elsewhere (same machine) whose CPU and RSS to report, by pid. */
   readonly agentPid?: number;
+  /**
+   * Aborted (SIGINT, SIGTERM): during the run, sending stops, what is in flight is answered and
+   * the report covers the run so far; before it, the run rejects with {@link LoadInterrupted}.
+   * Either way a spawned agent is stopped and the temporary files removed.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/** The run was aborted before it started measuring. */
+export class LoadInterrupted extends Error {
+  override name = 'LoadInterrupted';
 }
 
 /** Requests a run may send, to size a `unique` token pool; null when only closed-loop time bounds it. */
@@ -123,7 +134,11 @@ export async function runLoadTest(o: LoadOptions, io: LoadIo = {}): Promise<Load
       target = agent.target;
       log(`agent started: pid ${agent.pid}, ${formatTarget(target)}`);
     }
+    if (io.signal?.aborted) throw new LoadInterrupted('interrupted before the run started');
     await runner.connect(target);
+    if (io.signal?.aborted) throw new LoadInterrupted('interrupted before the run started');
+    const stop = () => runner.stop();
+    io.signal?.addEventListener('abort', stop, { once: true });
     const watched: Watched | null =
       agent ??
       (io.agentPid === undefined

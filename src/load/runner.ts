@@ -155,6 +155,15 @@ export class Runner implements ConnectionEvents {
     });
   }
 
+  /**
+   * Ends a running run early (an interrupt): stops sending now, as at the end of the measured
+   * phase, so what is in flight is still answered and counted. No-op once sending has stopped.
+   */
+  stop(): void {
+    if (this.finished === null || this.phase === 'drain' || this.phase === 'done') return;
+    this.stopSending(performance.now());
+  }
+
   /** Closes every connection (HAPROXY-DISCONNECT). */
   async close(): Promise<void> {
     await Promise.all(this.conns.map((c) => c.close()));

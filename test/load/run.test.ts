@@ -3,10 +3,11 @@
  * assertions: only that every request is accounted for and every decision checked.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli.js';
 import { parseAgentConfig } from '../../src/config/load.js';
 import { agentCommand } from '../../src/load/agent-process.js';
@@ -402,5 +403,53 @@ describe('load generator with --spawn-agent', () => {
     expect(r.agent.cpuPercent).toBeTypeOf('number');
     expect(r.agent.rssMb).toBeGreaterThan(10);
     expect(() => process.kill(r.agent.pid!, 0)).toThrow();
+  }, 60_000);
+
+  it('SIGTERM ends the run early: report of the run so far, agent stopped, files removed, exit 143', async () => {
+    const cli = spawn(
+      process.execPath,
+      [
+        ...agentCommand().args,
+        'load',
+        '--spawn-agent',
+        '--duration',
+        '60',
+        '--warmup',
+        '0',
+        '--json',
+        '--quiet',
+        '--generator-gc',
+        'parallel',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    cli.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    cli.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => cli.once('exit', (code) => resolve(code)));
+    // Wait for the spawned agent, then for the run to be under way.
+    await vi.waitFor(() => expect(err).toMatch(/agent started: pid (\d+)/), {
+      timeout: 30_000,
+      interval: 50,
+    });
+    const agentPid = Number(/agent started: pid (\d+)/.exec(err)![1]);
+    const config = readFileSync(`/proc/${agentPid}/cmdline`, 'utf8').split('\0');
+    const configDir = dirname(config[config.indexOf('--config') + 1]!);
+    await new Promise((r) => setTimeout(r, 1_000));
+    cli.kill('SIGTERM');
+    expect(await exited).toBe(143);
+    const r = JSON.parse(out) as LoadReport;
+    expect(r.sent).toBeGreaterThan(0);
+    expect(r.acked).toBe(r.sent);
+    expect(r.errors.total).toBe(0);
+    expect(r.elapsedS).toBeLessThan(30);
+    expect(err).toMatch(/interrupted by SIGTERM/);
+    expect(() => process.kill(agentPid, 0)).toThrow(/ESRCH/);
+    expect(existsSync(configDir)).toBe(false);
   }, 60_000);
 });
