@@ -59,6 +59,8 @@ load:
   --rate R               decisions/s, open loop (latency from the intended send time);
                          default: as fast as possible
   --pacing sleep|spin    open loop: wait for send times in short sleeps (default) or spin
+  --batch-us N           open loop: hold what is due until the oldest is N µs late, then send
+                         it in one write, as HAProxy batches under load (default 0)
   --generator-gc single|parallel
                          the generator's V8 GC on its main thread (default: load runs itself
                          again under --single-threaded-gc) or with V8's helper threads
@@ -110,6 +112,7 @@ const options = {
   rate: { type: 'string' },
   pacing: { type: 'string' },
   'generator-gc': { type: 'string' },
+  'batch-us': { type: 'string' },
   duration: { type: 'string' },
   requests: { type: 'string' },
   warmup: { type: 'string' },

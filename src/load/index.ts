@@ -241,6 +241,7 @@ async function measure(
       loop: o.rate === null ? 'closed' : 'open',
       rate: o.rate,
       pacing: o.pacing,
+      batchUs: o.batchUs,
       durationS: o.durationS,
       requests: o.requests,
       warmupS: o.warmupS,

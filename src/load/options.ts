@@ -40,6 +40,11 @@ export interface LoadOptions {
   readonly rate: number | null;
   /** Open loop: how the wait for the next send time is spent. */
   readonly pacing: Pacing;
+  /**
+   * Open loop: a request due is held until the oldest one held is this late (µs), then all of
+   * them go out in one write; 0 = each as soon as due.
+   */
+  readonly batchUs: number;
   /** The generator's V8 GC: on its main thread only (default), or V8's parallel helpers. */
   readonly generatorGc: GeneratorGc;
   /** Measured phase length in seconds; null = bounded by `requests` only. */
@@ -70,7 +75,11 @@ export const LIMITS = {
   warmupS: 300,
   timeoutMs: 60_000,
   poolSize: 1_000_000,
+  batchUs: 100_000,
 } as const;
+
+/** See LoadOptions.batchUs. */
+export const DEFAULT_BATCH_US = 0;
 
 export const DEFAULT_TARGET = '127.0.0.1:12345';
 export const DEFAULT_DURATION_S = 10;
@@ -159,6 +168,9 @@ export function parseLoadOptions(values: RawLoadValues): LoadOptions {
   }
 
   const pacing = str(values, 'pacing') ?? 'sleep';
+  if (values['batch-us'] !== undefined && values.rate === undefined) {
+    throw new LoadUsageError('--batch-us applies to an open loop: give --rate too');
+  }
   const generatorGc = str(values, 'generator-gc') ?? 'single';
   if (generatorGc !== 'single' && generatorGc !== 'parallel') {
     throw new LoadUsageError(`--generator-gc takes single or parallel, got "${generatorGc}"`);
@@ -180,6 +192,7 @@ export function parseLoadOptions(values: RawLoadValues): LoadOptions {
     pipeline: num(values, 'pipeline', 1, LIMITS.pipeline, true) ?? 20,
     rate: num(values, 'rate', 1, LIMITS.rate, false),
     pacing,
+    batchUs: num(values, 'batch-us', 0, LIMITS.batchUs, true) ?? DEFAULT_BATCH_US,
     generatorGc,
     durationS,
     requests,

@@ -37,6 +37,8 @@ export interface LoadReport {
     readonly rate: number | null;
     /** Open loop: how the generator waited for send times (--pacing). */
     readonly pacing: 'sleep' | 'spin';
+    /** Open loop: NOTIFYs held until the oldest is this late, then sent together (--batch-us). */
+    readonly batchUs: number;
     readonly durationS: number | null;
     readonly requests: number | null;
     readonly warmupS: number;
@@ -110,7 +112,8 @@ export function formatReport(r: LoadReport): string {
   const lines: string[] = [];
   const loop =
     s.loop === 'open'
-      ? `open loop at ${n(s.rate ?? 0)}/s (${s.pacing === 'spin' ? 'spinning' : 'sleeping'} between sends)`
+      ? `open loop at ${n(s.rate ?? 0)}/s (${s.pacing === 'spin' ? 'spinning' : 'sleeping'} between sends` +
+        `${s.batchUs > 0 ? `, held up to ${n(s.batchUs)} µs and sent together` : ''})`
       : 'closed loop (as fast as possible)';
   lines.push(
     `target     ${r.target}${r.agent.spawned ? ` (spawned agent, pid ${r.agent.pid})` : r.agent.pid !== null ? ` (agent pid ${r.agent.pid})` : ''}`,

@@ -23,6 +23,7 @@ export type RunnerOptions = Pick<
   | 'pipeline'
   | 'rate'
   | 'pacing'
+  | 'batchUs'
   | 'durationS'
   | 'requests'
   | 'warmupS'
@@ -281,27 +282,37 @@ export class Runner implements ConnectionEvents {
     }
     this.advancePhase(now);
     const due = schedule.dueCount(now);
-    const n = conns.length;
-    // What is due now goes out as one batch on one connection (one write, like HAProxy's mux
-    // sending every frame queued during a poll loop); the next batch takes the next connection.
-    let k = 0;
-    while (this.nextIndex < due && this.nextIndex < this.stopIndex && k < n) {
-      const conn = conns[(this.rr + k) % n]!;
-      let free = conn.free();
-      if (free === 0) {
-        k++;
-        continue;
+    const batchMs = this.o.batchUs / 1000;
+    // --batch-us: what is due waits until the oldest of it is that late, then goes out at once,
+    // as HAProxy's SPOE applet sends what queued while its thread handled other work.
+    const held =
+      batchMs > 0 &&
+      this.phase !== 'drain' &&
+      this.nextIndex < due &&
+      now - schedule.intendedMs(this.nextIndex) < batchMs;
+    if (!held) {
+      const n = conns.length;
+      // What is due now goes out as one batch on one connection (one write, like HAProxy's mux
+      // sending every frame queued during a poll loop); the next batch takes the next connection.
+      let k = 0;
+      while (this.nextIndex < due && this.nextIndex < this.stopIndex && k < n) {
+        const conn = conns[(this.rr + k) % n]!;
+        let free = conn.free();
+        if (free === 0) {
+          k++;
+          continue;
+        }
+        while (free-- > 0 && this.nextIndex < due && this.nextIndex < this.stopIndex) {
+          const i = this.nextIndex++;
+          this.sendOn(conn, schedule.intendedMs(i), now);
+        }
       }
-      while (free-- > 0 && this.nextIndex < due && this.nextIndex < this.stopIndex) {
-        const i = this.nextIndex++;
-        this.sendOn(conn, schedule.intendedMs(i), now);
-      }
+      this.rr = (this.rr + k + 1) % n;
+      for (const c of conns) c.flush();
+      if (this.nextIndex < due || (this.phase !== 'measure' && this.phase !== 'warmup')) return;
     }
-    this.rr = (this.rr + k + 1) % n;
-    for (const c of conns) c.flush();
-    if (this.nextIndex < due || (this.phase !== 'measure' && this.phase !== 'warmup')) return;
     if (this.pumpScheduled) return;
-    const wait = schedule.waitMs(this.nextIndex, performance.now());
+    const wait = schedule.waitMs(this.nextIndex, performance.now()) + batchMs;
     this.pumpScheduled = true;
     // Timers fire at 1 ms granularity at best. For shorter waits, look at the sockets again on
     // the next turn of the event loop (setImmediate), after a short sleep unless --pacing spin:

@@ -29,6 +29,11 @@ describe('load options', () => {
     expect(parseLoadOptions({ 'generator-gc': 'parallel' }).generatorGc).toBe('parallel');
   });
 
+  it('takes --batch-us (open loop; default 0: each NOTIFY as soon as due)', () => {
+    expect(parseLoadOptions({}).batchUs).toBe(0);
+    expect(parseLoadOptions({ rate: '1000', 'batch-us': '250' }).batchUs).toBe(250);
+  });
+
   it('takes --pacing spin for exact send times', () => {
     expect(parseLoadOptions({ rate: '1000', pacing: 'spin' })).toMatchObject({ rate: 1000, pacing: 'spin' });
   });
@@ -77,6 +82,9 @@ describe('load options', () => {
     [{ ids: '3.0' }, /--ids takes 3.1 or 2.6/],
     [{ pacing: 'busy' }, /--pacing takes sleep or spin/],
     [{ 'generator-gc': 'none' }, /--generator-gc takes single or parallel/],
+    [{ rate: '10', 'batch-us': '-1' }, /--batch-us takes a whole number from 0 to 100000/],
+    [{ rate: '10', 'batch-us': '1.5' }, /--batch-us takes a whole number/],
+    [{ 'batch-us': '100' }, /--batch-us applies to an open loop/],
     [{ target: 'nohostport' }, /--target: expected host:port/],
     [{ target: '127.0.0.1:99999' }, /port out of range/],
     [{ alg: 'none' }, /--alg takes one of/],

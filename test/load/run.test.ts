@@ -236,6 +236,53 @@ describe('load generator against the real agent (in process, dev issuer)', () =>
     expect(() => process.kill(generator, 0)).toThrow(/ESRCH/);
   });
 
+  it('--batch-us holds due NOTIFYs and sends them together, latency counted from the intended time', async () => {
+    // A proxy that counts the generator's writes as they arrive (one 'data' event each here).
+    const writes = { n: 0 };
+    const sockets = new Set<Socket>();
+    const proxy = createServer((client) => {
+      const up = connect(port, '127.0.0.1');
+      sockets.add(client).add(up);
+      client.on('data', (d: Buffer) => {
+        writes.n++;
+        up.write(d);
+      });
+      up.on('data', (d: Buffer) => client.write(d));
+      const end = () => {
+        client.destroy();
+        up.destroy();
+      };
+      client.on('close', end).on('error', end);
+      up.on('close', end).on('error', end);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const proxyPort = (proxy.address() as AddressInfo).port;
+    const run = async (batchUs: string) => {
+      writes.n = 0;
+      const r = await runLoadTest(
+        options(
+          { rate: '2000', requests: '400', connections: '1', pipeline: '100', 'batch-us': batchUs },
+          proxyPort,
+        ),
+      );
+      expect([r.sent, r.acked, r.errors.total]).toEqual([400, 400, 0]);
+      return { writes: writes.n - 1, p50: r.latencyUs!.p50 }; // minus the HELLO
+    };
+    try {
+      // 2,000/s: one due every 0.5 ms. Alone, about one NOTIFY per write; held until the oldest
+      // is 20 ms late, ~40 per write, and each waited ~10 ms on average.
+      const alone = await run('0');
+      const batched = await run('20000');
+      expect(alone.writes).toBeGreaterThan(200);
+      expect(batched.writes).toBeLessThan(40);
+      expect(batched.p50).toBeGreaterThan(5_000);
+      expect(batched.p50).toBeGreaterThan(alone.p50);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+
   it('reads ACKs however the bytes are cut: 1 to 7 bytes per read, through a proxy', async () => {
     // A frame or its length prefix split across reads is assembled by the framer; the generator
     // must count each ACK once, with its decision, whatever the cuts.
