@@ -1,4 +1,5 @@
 /** `explain`: one request through the engine, with the trace of every step. */
+import { canonicalPath } from '../agent/handler.js';
 import type { AuthzRequest } from '../auth/index.js';
 import type { CliValues } from '../cli.js';
 import { UsageError } from '../cli.js';
@@ -24,8 +25,15 @@ export async function runExplain(values: CliValues): Promise<number> {
       prefectUi: values['prefect-ui'] === true,
       id: null,
     };
-    const { decision, trace } = await engine.explain(req, { verbose: values.verbose === true });
-    if (values.json) process.stdout.write(`${JSON.stringify({ decision, trace }, null, 2)}\n`);
+    const explained = await engine.explain(req, { verbose: values.verbose === true });
+    const decision = explained.decision;
+    // What the agent would add to the allow (var `path`) for HAProxy's set-path, if anything.
+    const forwardedPath = decision.allow ? canonicalPath(req.path) : null;
+    const trace =
+      forwardedPath === null
+        ? explained.trace
+        : [...explained.trace, `forwarded path: ${forwardedPath} (var path: HAProxy set-path)`];
+    if (values.json) process.stdout.write(`${JSON.stringify({ decision, forwardedPath, trace }, null, 2)}\n`);
     else process.stdout.write(`${trace.join('\n')}\n`);
     return decision.allow ? 0 : 1;
   } finally {

@@ -1,0 +1,60 @@
+/** `explain` through the CLI: the trace, and the path HAProxy would forward for a non-canonical one. */
+import { describe, expect, it } from 'vitest';
+import { mintDevToken } from '../../src/auth/index.js';
+import { main } from '../../src/cli.js';
+
+async function explain(args: string[]): Promise<{ code: number; out: string }> {
+  let out = '';
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string) => {
+    out += chunk;
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    const code = await main(['explain', ...args]);
+    return { code, out };
+  } finally {
+    process.stdout.write = write;
+  }
+}
+
+describe('spoe-authz explain', () => {
+  it('names the path HAProxy forwards when an allowed path is not canonical', async () => {
+    const token = await mintDevToken({ sub: 'alice', roles: ['viewer'] });
+    const odd = await explain([
+      '--method',
+      'POST',
+      '--path',
+      '/api/admin/../flows//filter',
+      '--token',
+      token,
+    ]);
+    expect(odd.code).toBe(0);
+    expect(odd.out).toContain('forwarded path: /api/flows/filter (var path: HAProxy set-path)');
+
+    const plain = await explain([
+      '--method',
+      'POST',
+      '--path',
+      '/api/flows/filter',
+      '--token',
+      token,
+      '--json',
+    ]);
+    expect(plain.code).toBe(0);
+    expect(JSON.parse(plain.out)).toMatchObject({ decision: { allow: true }, forwardedPath: null });
+
+    // A deny forwards nothing: HAProxy answers it itself.
+    const denied = await explain([
+      '--method',
+      'POST',
+      '--path',
+      '/api/flows/../admin/settings',
+      '--token',
+      token,
+      '--json',
+    ]);
+    expect(denied.code).toBe(1);
+    expect(JSON.parse(denied.out)).toMatchObject({ decision: { allow: false }, forwardedPath: null });
+  });
+});
