@@ -86,10 +86,22 @@ const agent = createAuthorizeHandler({
   auditLogger: silent,
   onDecision: (d, s) => metrics.onDecision(d, s),
 });
+const nullAllow = nullAnswerActions();
 const nullAgent: NotifyHandler = nullHandler(
-  nullAnswerActions(),
+  nullAllow,
   issuer === null ? null : createPublicKey(issuer.publicPem!),
 );
+// The null agent must allow these NOTIFYs (with --tokens unique: check their signatures), or
+// it would answer a cheap deny and the comparison would be void.
+for (const buf of frames.slice(0, 16)) {
+  const r = new Reader(buf);
+  const h = new FrameHeader();
+  readFrameHeader(r, h);
+  if (
+    nullAgent(decodeNotifyPayload(r, buf, h.streamId, h.frameId), { connectionId: 1 } as never) !== nullAllow
+  )
+    throw new Error('the null agent does not allow these NOTIFYs');
+}
 
 const ctx = { connectionId: 1 } as never;
 const writer = new FrameWriter();
