@@ -33,6 +33,45 @@ function options(values: Record<string, string | boolean>, port: number): LoadOp
   };
 }
 
+/**
+ * A TCP proxy on loopback between the generator and the agent at `agentPort`. By default bytes
+ * pass as they come; `toAgent` sees each chunk from the generator, `toGenerator` builds the
+ * writer of each chunk from the agent for one proxied connection.
+ */
+async function startProxy(
+  agentPort: number,
+  hooks: {
+    toAgent?: (chunk: Buffer, up: Socket) => void;
+    toGenerator?: (client: Socket) => (chunk: Buffer) => void;
+  } = {},
+): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const proxy = createServer((client) => {
+    const up = connect(agentPort, '127.0.0.1');
+    up.setNoDelay(true);
+    client.setNoDelay(true);
+    sockets.add(client).add(up);
+    const toAgent = hooks.toAgent;
+    client.on('data', (d: Buffer) => (toAgent === undefined ? up.write(d) : toAgent(d, up)));
+    const toGenerator = hooks.toGenerator?.(client) ?? ((d: Buffer) => client.write(d));
+    up.on('data', toGenerator);
+    const end = () => {
+      client.destroy();
+      up.destroy();
+    };
+    client.on('close', end).on('error', end);
+    up.on('close', end).on('error', end);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (proxy.address() as AddressInfo).port,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    },
+  };
+}
+
 function portOf(address: string): number {
   return Number(address.slice(address.lastIndexOf(':') + 1));
 }
@@ -237,32 +276,20 @@ describe('load generator against the real agent (in process, dev issuer)', () =>
   });
 
   it('--batch-us holds due NOTIFYs and sends them together, latency counted from the intended time', async () => {
-    // A proxy that counts the generator's writes as they arrive (one 'data' event each here).
+    // Counts the generator's writes as they arrive (one 'data' event each here).
     const writes = { n: 0 };
-    const sockets = new Set<Socket>();
-    const proxy = createServer((client) => {
-      const up = connect(port, '127.0.0.1');
-      sockets.add(client).add(up);
-      client.on('data', (d: Buffer) => {
+    const proxy = await startProxy(port, {
+      toAgent: (d, up) => {
         writes.n++;
         up.write(d);
-      });
-      up.on('data', (d: Buffer) => client.write(d));
-      const end = () => {
-        client.destroy();
-        up.destroy();
-      };
-      client.on('close', end).on('error', end);
-      up.on('close', end).on('error', end);
+      },
     });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const proxyPort = (proxy.address() as AddressInfo).port;
     const run = async (batchUs: string) => {
       writes.n = 0;
       const r = await runLoadTest(
         options(
           { rate: '2000', requests: '400', connections: '1', pipeline: '100', 'batch-us': batchUs },
-          proxyPort,
+          proxy.port,
         ),
       );
       expect([r.sent, r.acked, r.errors.total]).toEqual([400, 400, 0]);
@@ -278,64 +305,51 @@ describe('load generator against the real agent (in process, dev issuer)', () =>
       expect(batched.p50).toBeGreaterThan(5_000);
       expect(batched.p50).toBeGreaterThan(alone.p50);
     } finally {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => proxy.close(resolve));
+      await proxy.close();
     }
   });
 
   it('reads ACKs however the bytes are cut: 1 to 7 bytes per read, through a proxy', async () => {
     // A frame or its length prefix split across reads is assembled by the framer; the generator
     // must count each ACK once, with its decision, whatever the cuts.
-    const sockets = new Set<Socket>();
-    const proxy = createServer((client) => {
-      const up = connect(port, '127.0.0.1');
-      up.setNoDelay(true);
-      client.setNoDelay(true);
-      sockets.add(client).add(up);
-      client.on('data', (d: Buffer) => up.write(d));
-      const queue: Buffer[] = [];
-      let cut = 0;
-      let draining = false;
-      const drip = () => {
-        const next = queue[0];
-        if (next === undefined || client.destroyed) {
-          draining = false;
-          return;
-        }
-        const n = Math.min(next.length, 1 + (cut++ % 7));
-        client.write(next.subarray(0, n));
-        if (n === next.length) queue.shift();
-        else queue[0] = next.subarray(n);
-        setTimeout(drip, 0);
-      };
-      up.on('data', (d: Buffer) => {
-        queue.push(Buffer.from(d));
-        if (!draining) {
-          draining = true;
-          drip();
-        }
-      });
-      const end = () => {
-        client.destroy();
-        up.destroy();
-      };
-      client.on('close', end).on('error', end);
-      up.on('close', end).on('error', end);
+    const proxy = await startProxy(port, {
+      toGenerator: (client) => {
+        const queue: Buffer[] = [];
+        let cut = 0;
+        let draining = false;
+        const drip = () => {
+          const next = queue[0];
+          if (next === undefined || client.destroyed) {
+            draining = false;
+            return;
+          }
+          const n = Math.min(next.length, 1 + (cut++ % 7));
+          client.write(next.subarray(0, n));
+          if (n === next.length) queue.shift();
+          else queue[0] = next.subarray(n);
+          setTimeout(drip, 0);
+        };
+        return (d) => {
+          queue.push(Buffer.from(d));
+          if (!draining) {
+            draining = true;
+            drip();
+          }
+        };
+      },
     });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     try {
       const r = await runLoadTest(
         options(
           { requests: '60', warmup: '0', connections: '2', pipeline: '5', 'invalid-share': '0.5' },
-          (proxy.address() as AddressInfo).port,
+          proxy.port,
         ),
       );
       expect([r.sent, r.acked, r.errors.total]).toEqual([60, 60, 0]);
       expect(r.allowed + r.denied).toBe(60);
       expect(r.denied).toBe(30);
     } finally {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => proxy.close(resolve));
+      await proxy.close();
     }
   });
 
