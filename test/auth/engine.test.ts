@@ -1,30 +1,17 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AuthError, type AuthzConfigInput, AuthzEngine, REASONS } from '../../src/auth/index.js';
+import { TEST_ISS, testEngine } from './helpers/engine.js';
 import { jwks, makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
 import { request } from './helpers/request.js';
 
-const ISS = 'https://idp.example.com';
+const ISS = TEST_ISS;
 let key: TestKey;
 
 beforeAll(async () => {
   key = await makeKey('ES256', 'k');
 });
 
-function config(extra: Partial<AuthzConfigInput> = {}): AuthzConfigInput {
-  return {
-    issuers: [
-      {
-        id: 'idp',
-        issuer: ISS,
-        audiences: ['prefect'],
-        algorithms: ['ES256'],
-        keys: { type: 'jwks', jwks: jwks(key) },
-        roles: { claims: ['roles'], passthrough: true },
-      },
-    ],
-    ...extra,
-  };
-}
+const engine = (extra: Omit<AuthzConfigInput, 'issuers'> = {}) => testEngine(key, () => NOW_MS, extra);
 
 const token = (claims: Record<string, unknown> = {}, sub = 'alice') =>
   sign(key, { iss: ISS, aud: 'prefect', sub, claims: { roles: ['viewer'], ...claims } });
@@ -33,7 +20,7 @@ const CONTRACT_KEYS = ['allow', 'status', 'reason', 'sub', 'iss', 'role', 'tag',
 
 describe('AuthzEngine contract', () => {
   it('every decision has exactly the contract fields, whatever the path through the engine', async () => {
-    const e = AuthzEngine.create(config(), { now: () => NOW_MS });
+    const e = engine();
     const t = await token();
     const decisions = [
       await e.decide(request('GET', '/api/health')),
@@ -64,7 +51,7 @@ describe('AuthzEngine contract', () => {
   });
 
   it('answers synchronously when no signature must be checked', async () => {
-    const e = AuthzEngine.create(config(), { now: () => NOW_MS });
+    const e = engine();
     expect(e.decide(request('GET', '/api/health'))).not.toBeInstanceOf(Promise);
     expect(e.decide(request('GET', '/api/flows'))).not.toBeInstanceOf(Promise);
     expect(e.decide(request('GET', '/api\\x'))).not.toBeInstanceOf(Promise);
@@ -72,22 +59,19 @@ describe('AuthzEngine contract', () => {
   });
 
   it('forwards configured claims: scalars only, bounded, no control characters', async () => {
-    const e = AuthzEngine.create(
-      config({
-        forwardClaims: [
-          { name: 'email', claim: 'email' },
-          { name: 'tenant', claim: 'org.tenant' },
-          { name: 'level', claim: 'level' },
-          { name: 'verified', claim: 'email_verified' },
-          { name: 'groups', claim: 'groups' },
-          { name: 'nick', claim: 'nick', maxLength: 5 },
-          { name: 'bio', claim: 'bio' },
-          { name: 'ns', claim: 'https://example.com/team' },
-          { name: 'absent', claim: 'nope' },
-        ],
-      }),
-      { now: () => NOW_MS },
-    );
+    const e = engine({
+      forwardClaims: [
+        { name: 'email', claim: 'email' },
+        { name: 'tenant', claim: 'org.tenant' },
+        { name: 'level', claim: 'level' },
+        { name: 'verified', claim: 'email_verified' },
+        { name: 'groups', claim: 'groups' },
+        { name: 'nick', claim: 'nick', maxLength: 5 },
+        { name: 'bio', claim: 'bio' },
+        { name: 'ns', claim: 'https://example.com/team' },
+        { name: 'absent', claim: 'nope' },
+      ],
+    });
     const t = await token({
       email: 'alice@example.com',
       org: { tenant: 'acme' },
@@ -111,7 +95,7 @@ describe('AuthzEngine contract', () => {
   });
 
   it('reports the highest role held when denied, and the granting role when allowed', async () => {
-    const e = AuthzEngine.create(config(), { now: () => NOW_MS });
+    const e = engine();
     const t = await token({ roles: ['viewer', 'worker'] });
     expect(
       await e.decide(request('POST', '/api/work_pools/p/get_scheduled_flow_runs', { token: t })),
@@ -132,7 +116,7 @@ describe('AuthzEngine contract', () => {
   });
 
   it('reloads the policy atomically; cached identities follow the new policy', async () => {
-    const e = AuthzEngine.create(config(), { now: () => NOW_MS });
+    const e = engine();
     const t = await token();
     expect(await e.decide(request('GET', '/api/flows/1', { token: t }))).toMatchObject({ allow: true });
     e.reloadPolicy({ rules: [{ name: 'freeze', effect: 'deny', path: '/api/**', tag: 'maintenance' }] });
@@ -156,7 +140,7 @@ describe('AuthzEngine contract', () => {
   });
 
   it('keeps the old policy when the new one is invalid', async () => {
-    const e = AuthzEngine.create(config(), { now: () => NOW_MS });
+    const e = engine();
     const before = e.stats().policyGeneration;
     expect(() => e.reloadPolicy({ rules: [{ path: 'no-slash' }] })).toThrow(AuthError);
     expect(() => e.reloadPolicy({ rules: [{ path: '/x', roles: ['nobody'] }] })).toThrow(
@@ -167,26 +151,24 @@ describe('AuthzEngine contract', () => {
   });
 
   it('refuses a policy reload that strands an issuer role mapping', () => {
-    const e = AuthzEngine.create(
-      config({
-        issuers: [
-          {
-            id: 'idp',
-            issuer: ISS,
-            audiences: ['prefect'],
-            algorithms: ['ES256'],
-            keys: { type: 'jwks', jwks: jwks(key) },
-            roles: { map: { auditors: 'auditor' } },
-          },
-        ],
-        policy: { roles: { auditor: {} } },
-      }),
-    );
+    const e = AuthzEngine.create({
+      issuers: [
+        {
+          id: 'idp',
+          issuer: ISS,
+          audiences: ['prefect'],
+          algorithms: ['ES256'],
+          keys: { type: 'jwks', jwks: jwks(key) },
+          roles: { map: { auditors: 'auditor' } },
+        },
+      ],
+      policy: { roles: { auditor: {} } },
+    });
     expect(() => e.reloadPolicy({})).toThrow(/issuers\.0\.roles\.map\.auditors: unknown role "auditor"/);
   });
 
   it('counts decisions by reason and cache outcome', async () => {
-    const e = AuthzEngine.create(config(), { now: () => NOW_MS });
+    const e = engine();
     const t = await token();
     await e.decide(request('GET', '/api/health'));
     await e.decide(request('GET', '/api/flows'));

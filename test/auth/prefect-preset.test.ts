@@ -1,10 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AuthzEngine, type PolicyConfigInput } from '../../src/auth/index.js';
+import type { AuthzEngine, PolicyConfigInput } from '../../src/auth/index.js';
 import { prefectPresetRules } from '../../src/auth/prefect-preset.js';
-import { jwks, makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
+import { TEST_ISS, testEngine } from './helpers/engine.js';
+import { makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
 import { request } from './helpers/request.js';
 
-const ISS = 'https://idp.example.com';
+const ISS = TEST_ISS;
 const ID = '3fa85f64-5717-4562-b3fc-2c963f66afa6';
 type Who = 'anonymous' | 'token' | 'viewer' | 'operator' | 'worker' | 'developer' | 'admin';
 type Expect = 'allow' | 401 | 403;
@@ -13,22 +14,7 @@ let key: TestKey;
 const tokens = new Map<Who, string>();
 
 function engine(policy: PolicyConfigInput = {}): AuthzEngine {
-  return AuthzEngine.create(
-    {
-      issuers: [
-        {
-          id: 'idp',
-          issuer: ISS,
-          audiences: ['prefect'],
-          algorithms: ['ES256'],
-          keys: { type: 'jwks', jwks: jwks(key) },
-          roles: { claims: ['roles'], passthrough: true },
-        },
-      ],
-      policy,
-    },
-    { now: () => NOW_MS },
-  );
+  return testEngine(key, () => NOW_MS, { policy });
 }
 
 beforeAll(async () => {

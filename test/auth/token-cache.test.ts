@@ -1,9 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type AuthzConfigInput, AuthzEngine, type Decision } from '../../src/auth/index.js';
-import { jwks, makeKey, NOW_MS, sign, type TestKey, type TokenSpec } from './helpers/keys.js';
+import type { AuthzConfigInput, AuthzEngine, Decision } from '../../src/auth/index.js';
+import { TEST_ISS, testEngine } from './helpers/engine.js';
+import { makeKey, NOW_MS, sign, type TestKey, type TokenSpec } from './helpers/keys.js';
 import { request } from './helpers/request.js';
 
-const ISS = 'https://idp.example.com';
+const ISS = TEST_ISS;
 let key: TestKey;
 let clock = NOW_MS;
 
@@ -13,23 +14,7 @@ beforeAll(async () => {
 
 function engine(cache: AuthzConfigInput['cache'] = {}): AuthzEngine {
   clock = NOW_MS;
-  return AuthzEngine.create(
-    {
-      issuers: [
-        {
-          id: 'idp',
-          issuer: ISS,
-          audiences: ['prefect'],
-          algorithms: ['ES256'],
-          clockToleranceSeconds: 30,
-          keys: { type: 'jwks', jwks: jwks(key) },
-          roles: { claims: ['roles'], passthrough: true },
-        },
-      ],
-      cache,
-    },
-    { now: () => clock },
-  );
+  return testEngine(key, () => clock, { cache });
 }
 
 const token = (spec: TokenSpec = {}) =>
