@@ -6,7 +6,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { ARG, AUTHORIZE_MESSAGE } from '../agent/request.js';
-import { VAR } from '../agent/vars.js';
 import { CLAIM_VAR_PREFIX, oversizedVarNames, VAR_PREFIX_MAX_CHARS } from '../auth/index.js';
 
 export interface SpoeCheck {
@@ -98,12 +97,6 @@ export function checkSpoeText(text: string, claimNames: readonly string[]): Spoe
   if (registered !== null) {
     const needed = ['allow', 'status', 'reason', ...claimNames.map((c) => `${CLAIM_VAR_PREFIX}${c}`)];
     for (const n of needed) if (!registered.includes(n)) errors.push(`register-var-names lacks ${n}`);
-    if (!registered.includes(VAR.path)) {
-      warnings.push(
-        `register-var-names lacks ${VAR.path}: HAProxy drops the normalised path of an allow, and ` +
-          'forwards a non-canonical path (dot segments, "//", escapes) as it came',
-      );
-    }
   }
   return { errors, warnings };
 }

@@ -57,14 +57,6 @@ describe('checkSpoeText', () => {
     ]);
   });
 
-  it('warns when register-var-names lacks path (non-canonical paths would go upstream as sent)', () => {
-    const { errors, warnings } = checkSpoeText(SHIPPED.replace(/ rule cache path\n/, ' rule cache\n'), [
-      'email',
-    ]);
-    expect(errors).toEqual([]);
-    expect(warnings).toEqual([expect.stringMatching(/^register-var-names lacks path: /)]);
-  });
-
   it('warns when recommended args are missing', () => {
     const { errors, warnings } = checkSpoeText(FIXTURE.replace(/ id=unique-id/, ''), []);
     expect(errors).toEqual([]);
