@@ -2,20 +2,11 @@
 import { describe, expect, it } from 'vitest';
 import { mintDevToken } from '../../src/auth/index.js';
 import { main } from '../../src/cli.js';
+import { capture } from '../helpers/capture.js';
 
 async function explain(args: string[]): Promise<{ code: number; out: string }> {
-  let out = '';
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string) => {
-    out += chunk;
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    const code = await main(['explain', ...args]);
-    return { code, out };
-  } finally {
-    process.stdout.write = write;
-  }
+  const { value: code, text: out } = await capture('stdout', () => main(['explain', ...args]));
+  return { code, out };
 }
 
 describe('spoe-authz explain', () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.js';
 import { LIMITS, LoadUsageError, parseLoadOptions, parseTokenMode } from '../../src/load/options.js';
 import { isLoopback, parseTarget } from '../../src/load/target.js';
+import { capture } from '../helpers/capture.js';
 
 describe('load options', () => {
   it('has bounded defaults: 10 s, 4 x 20, closed loop, reused ES256 dev token, 3.1 ids', () => {
@@ -112,17 +113,10 @@ describe('load options', () => {
   });
 
   it('the CLI exits 2 with the reason for a non-loopback target, before connecting anywhere', async () => {
-    let err = '';
-    const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((chunk: string) => {
-      err += chunk;
-      return true;
-    }) as typeof process.stderr.write;
-    try {
-      expect(await main(['load', '--target', '10.1.2.3:12345', '--duration', '1'])).toBe(2);
-    } finally {
-      process.stderr.write = write;
-    }
+    const { value: code, text: err } = await capture('stderr', () =>
+      main(['load', '--target', '10.1.2.3:12345', '--duration', '1']),
+    );
+    expect(code).toBe(2);
     expect(err).toMatch(/10\.1\.2\.3:12345 is not a loopback address/);
   });
 });

@@ -23,6 +23,7 @@ import {
   SpopServer,
   VarScope,
 } from '../../src/spop/index.js';
+import { capture } from '../helpers/capture.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -168,16 +169,9 @@ describe('load generator against the real agent (in process, dev issuer)', () =>
   });
 
   it("the CLI with --target and --agent-pid reports that process's CPU and RSS in --json", async () => {
-    let out = '';
-    const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((chunk: string) => {
-      out += chunk;
-      return true;
-    }) as typeof process.stdout.write;
-    let code: number;
-    try {
-      // The agent runs in this process (startRuntime above), so its pid is ours.
-      code = await main([
+    // The agent runs in this process (startRuntime above), so its pid is ours.
+    const { value: code, text: out } = await capture('stdout', () =>
+      main([
         'load',
         '--target',
         `127.0.0.1:${port}`,
@@ -189,13 +183,11 @@ describe('load generator against the real agent (in process, dev issuer)', () =>
         '0',
         '--json',
         '--quiet',
-        // In this process (its stdout is captured above): no second run under --single-threaded-gc.
+        // In this process (its stdout is captured): no second run under --single-threaded-gc.
         '--generator-gc',
         'parallel',
-      ]);
-    } finally {
-      process.stdout.write = write;
-    }
+      ]),
+    );
     expect(code).toBe(0);
     const r = JSON.parse(out) as LoadReport;
     expect([r.sent, r.acked, r.errors.total]).toEqual([300, 300, 0]);
