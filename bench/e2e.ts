@@ -1,5 +1,6 @@
 /**
- * End-to-end comparison: the same wrk load through HAProxy for five ways to authorize.
+ * End-to-end comparison: the same wrk load through HAProxy for five ways to authorize, and a
+ * sixth row that bounds the fourth.
  *   1. no authorization (the ceiling)
  *   2. HAProxy's native jwt_verify (RS256, PEM key) with hand-written exp/iss/aud ACLs
  *   3. our agent, token reused (cache hit)
