@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AuthError, type AuthzConfigInput, AuthzEngine, REASONS } from '../../src/auth/index.js';
 import { TEST_ISS, testEngine } from './helpers/engine.js';
-import { jwks, makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
+import { makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
 import { request } from './helpers/request.js';
 
 const ISS = TEST_ISS;
@@ -151,19 +151,12 @@ describe('AuthzEngine contract', () => {
   });
 
   it('refuses a policy reload that strands an issuer role mapping', () => {
-    const e = AuthzEngine.create({
-      issuers: [
-        {
-          id: 'idp',
-          issuer: ISS,
-          audiences: ['prefect'],
-          algorithms: ['ES256'],
-          keys: { type: 'jwks', jwks: jwks(key) },
-          roles: { map: { auditors: 'auditor' } },
-        },
-      ],
-      policy: { roles: { auditor: {} } },
-    });
+    const e = testEngine(
+      key,
+      () => NOW_MS,
+      { policy: { roles: { auditor: {} } } },
+      { map: { auditors: 'auditor' } },
+    );
     expect(() => e.reloadPolicy({})).toThrow(/issuers\.0\.roles\.map\.auditors: unknown role "auditor"/);
   });
 

@@ -1,28 +1,21 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AuthzEngine } from '../../src/auth/index.js';
-import { jwks, makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
+import type { AuthzEngine } from '../../src/auth/index.js';
+import { TEST_ISS, testEngine } from './helpers/engine.js';
+import { makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
 import { request } from './helpers/request.js';
 
-const ISS = 'https://idp.example.com';
+const ISS = TEST_ISS;
 let key: TestKey;
 let engine: AuthzEngine;
 const tokens: Record<string, string> = {};
 
 beforeAll(async () => {
   key = await makeKey('ES256', 'kid-1');
-  engine = AuthzEngine.create(
+  engine = testEngine(
+    key,
+    () => NOW_MS,
     {
-      issuers: [
-        {
-          id: 'idp',
-          issuer: ISS,
-          audiences: ['prefect'],
-          algorithms: ['ES256'],
-          keys: { type: 'jwks', jwks: jwks(key) },
-          roles: { claims: ['groups'], map: { 'prefect-viewers': 'viewer', 'prefect-ops': 'operator' } },
-        },
-      ],
       cache: { negativeTtlSeconds: 0 },
       policy: {
         rules: [
@@ -30,7 +23,7 @@ beforeAll(async () => {
         ],
       },
     },
-    { now: () => NOW_MS },
+    { claims: ['groups'], map: { 'prefect-viewers': 'viewer', 'prefect-ops': 'operator' } },
   );
   for (const [name, groups] of Object.entries({
     viewer: ['prefect-viewers'],

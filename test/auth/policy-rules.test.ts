@@ -1,11 +1,12 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AuthzEngine, CompiledPolicy, type RuleConfigInput } from '../../src/auth/index.js';
+import { type AuthzEngine, CompiledPolicy, type RuleConfigInput } from '../../src/auth/index.js';
 import { newMatchContext } from '../../src/auth/rule.js';
-import { jwks, makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
+import { TEST_ISS, testEngine } from './helpers/engine.js';
+import { makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
 import { type RequestOptions, request } from './helpers/request.js';
 
-const ISS = 'https://idp.example.com';
+const ISS = TEST_ISS;
 let key: TestKey;
 
 beforeAll(async () => {
@@ -13,21 +14,11 @@ beforeAll(async () => {
 });
 
 function engine(rules: RuleConfigInput[], roles: Record<string, { implies?: string[] }> = {}): AuthzEngine {
-  return AuthzEngine.create(
-    {
-      issuers: [
-        {
-          id: 'idp',
-          issuer: ISS,
-          audiences: ['prefect'],
-          algorithms: ['ES256'],
-          keys: { type: 'jwks', jwks: jwks(key) },
-          roles: { claims: ['roles'], passthrough: true, map: { 'ops-team': 'operator' } },
-        },
-      ],
-      policy: { preset: 'none', roles, rules },
-    },
-    { now: () => NOW_MS },
+  return testEngine(
+    key,
+    () => NOW_MS,
+    { policy: { preset: 'none', roles, rules } },
+    { claims: ['roles'], passthrough: true, map: { 'ops-team': 'operator' } },
   );
 }
 
