@@ -291,24 +291,7 @@ export class Runner implements ConnectionEvents {
       this.nextIndex < due &&
       now - schedule.intendedMs(this.nextIndex) < batchMs;
     if (!held) {
-      const n = conns.length;
-      // What is due now goes out as one batch on one connection (one write, like HAProxy's mux
-      // sending every frame queued during a poll loop); the next batch takes the next connection.
-      let k = 0;
-      while (this.nextIndex < due && this.nextIndex < this.stopIndex && k < n) {
-        const conn = conns[(this.rr + k) % n]!;
-        let free = conn.free();
-        if (free === 0) {
-          k++;
-          continue;
-        }
-        while (free-- > 0 && this.nextIndex < due && this.nextIndex < this.stopIndex) {
-          const i = this.nextIndex++;
-          this.sendOn(conn, schedule.intendedMs(i), now);
-        }
-      }
-      this.rr = (this.rr + k + 1) % n;
-      for (const c of conns) c.flush();
+      this.sendDue(schedule, due, now);
       if (this.nextIndex < due || (this.phase !== 'measure' && this.phase !== 'warmup')) return;
     }
     if (this.pumpScheduled) return;
@@ -321,6 +304,30 @@ export class Runner implements ConnectionEvents {
       if (this.o.pacing === 'sleep' && wait > 0) Atomics.wait(sleepCell, 0, 0, Math.min(wait, MAX_SLEEP_MS));
       setImmediate(this.pumpBound);
     } else this.pumpTimer = setTimeout(this.pumpBound, Math.floor(wait));
+  }
+
+  /**
+   * Open loop: what is due goes out as one batch on one connection (one write, like HAProxy's mux
+   * sending every frame queued during a poll loop); the next batch takes the next connection.
+   */
+  private sendDue(schedule: OpenLoopSchedule, due: number, now: number): void {
+    const conns = this.conns;
+    const n = conns.length;
+    let k = 0;
+    while (this.nextIndex < due && this.nextIndex < this.stopIndex && k < n) {
+      const conn = conns[(this.rr + k) % n]!;
+      let free = conn.free();
+      if (free === 0) {
+        k++;
+        continue;
+      }
+      while (free-- > 0 && this.nextIndex < due && this.nextIndex < this.stopIndex) {
+        const i = this.nextIndex++;
+        this.sendOn(conn, schedule.intendedMs(i), now);
+      }
+    }
+    this.rr = (this.rr + k + 1) % n;
+    for (const c of conns) c.flush();
   }
 
   // ---- phases ------------------------------------------------------------------------------------
