@@ -94,9 +94,16 @@ export function checkSpoeText(text: string, claimNames: readonly string[]): Spoe
   for (const full of oversizedVarNames(claimNames, effectivePrefix)) {
     errors.push(`variable ${full} is longer than 63 bytes: HAProxy would drop it (shorten var-prefix)`);
   }
+  // A warning, not an error: HAProxy 2.5+ sets txn variables whether listed or not
+  // (vars_set_by_name_ifexist restricts only proc-scope names; test/e2e/forwarded-claims.test.ts
+  // shows it with HAProxy 2.6). A list that exists but misses a name is still worth fixing: it
+  // no longer says what the agent sets, and HAProxy 2.4 and older drop such a name.
   if (registered !== null) {
     const needed = ['allow', 'status', 'reason', ...claimNames.map((c) => `${CLAIM_VAR_PREFIX}${c}`)];
-    for (const n of needed) if (!registered.includes(n)) errors.push(`register-var-names lacks ${n}`);
+    for (const n of needed) {
+      if (!registered.includes(n))
+        warnings.push(`register-var-names lacks ${n} (HAProxy 2.5+ sets it anyway; 2.4 and older drop it)`);
+    }
   }
   return { errors, warnings };
 }

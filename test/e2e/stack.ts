@@ -70,6 +70,8 @@ export async function startShippedHaproxy(opts: {
   agent: string;
   backend: string;
   env?: Partial<ShippedHaproxyEnv>;
+  /** Instead of the shipped spoe-agent.conf (a test of a user's variant of it). */
+  spoeConf?: string;
 }): Promise<HaproxyInstance> {
   const fe = await freePort();
   const peer = await freePort();
@@ -86,7 +88,7 @@ export async function startShippedHaproxy(opts: {
   return withEnv({ ...unset, ...env }, () =>
     startHaproxy({
       cfg: SHIPPED_HAPROXY_CFG,
-      spoeConf: SHIPPED_SPOE_CONF,
+      spoeConf: opts.spoeConf ?? SHIPPED_SPOE_CONF,
       ports: { fe, peer },
       waitPorts: ['fe'],
     }),
@@ -104,6 +106,7 @@ export interface Stack {
 export async function startStack(opts: {
   agent: AgentProcessOptions;
   haproxyEnv?: Partial<ShippedHaproxyEnv>;
+  spoeConf?: string;
 }): Promise<Stack> {
   const stub = await startPrefectStub();
   let agent: AgentProcess | undefined;
@@ -113,6 +116,7 @@ export async function startStack(opts: {
       agent: agent.spopAddress,
       backend: stub.address,
       ...(opts.haproxyEnv ? { env: opts.haproxyEnv } : {}),
+      ...(opts.spoeConf !== undefined ? { spoeConf: opts.spoeConf } : {}),
     });
     const a = agent;
     return {
@@ -133,7 +137,11 @@ export async function startStack(opts: {
 }
 
 /** A dev-issuer token (the agent must run with `devIssuer: true`). */
-export function devToken(sub: string, roles: string[], opts: { ttlSeconds?: number; now?: number } = {}) {
+export function devToken(
+  sub: string,
+  roles: string[],
+  opts: { ttlSeconds?: number; now?: number; claims?: Record<string, unknown> } = {},
+) {
   return mintDevToken({ sub, roles, ...opts });
 }
 
