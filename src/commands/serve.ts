@@ -11,6 +11,7 @@ import { type AgentConfig, loadConfig } from '../config/load.js';
 import { startEndpoints } from '../http-endpoints.js';
 import { createLogger } from '../log.js';
 import { type Runtime, startRuntime } from '../runtime.js';
+import { removeStaleSocket, SocketPathInUse } from '../stale-socket.js';
 
 /** How long a graceful stop may take before what is left is destroyed. */
 const STOP_DEADLINE_MS = 10_000;
@@ -37,8 +38,32 @@ export async function runServe(values: CliValues): Promise<number> {
   // Validate before forking, so a bad config stops the process with the field path.
   const config = load(values);
   const logger = createLogger(config.settings.log.level);
+  // The process that will own the listeners clears what a killed predecessor left (workers
+  // share the primary's SPOP socket: a worker would find it accepting and refuse).
+  if (cluster.isPrimary) {
+    try {
+      await clearStaleSockets(config, logger);
+    } catch (err) {
+      if (!(err instanceof SocketPathInUse)) throw err;
+      logger.error({ path: err.path }, err.message);
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+  }
   if (workers > 1 && cluster.isPrimary) return runPrimary(workers, config, logger);
   return runWorker(values, config, logger);
+}
+
+/** removeStaleSocket() for each unix address the agent listens on (SPOP, endpoints). */
+async function clearStaleSockets(config: AgentConfig, logger: Logger): Promise<void> {
+  for (const value of [config.settings.listen, config.settings.metrics.listen]) {
+    if (value === null) continue;
+    const at = parseListenAddress(value);
+    if (typeof at === 'string' || at.kind !== 'unix') continue;
+    if (await removeStaleSocket(at.path)) {
+      logger.warn({ path: at.path }, 'removed a stale unix socket (its process is gone)');
+    }
+  }
 }
 
 async function runWorker(values: CliValues, config: AgentConfig, logger: Logger): Promise<number> {
