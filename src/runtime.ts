@@ -3,6 +3,7 @@
  * endpoint, and config reload. The CLI owns signals and process exit; this owns the parts.
  */
 
+import { chmod } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
@@ -73,6 +74,8 @@ export async function startRuntime(
   const listen = mustParse(config.settings.listen);
   const info =
     listen.kind === 'unix' ? await spop.listen(listen.path) : await spop.listen(listen.port, listen.host);
+  if (listen.kind === 'unix' && s.socketMode !== null)
+    await chmod(listen.path, Number.parseInt(s.socketMode, 8));
   const address =
     typeof info === 'string'
       ? `unix:${info}`

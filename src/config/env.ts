@@ -13,6 +13,7 @@ export const ENV_VARS = {
   AUTHZ_AUDIT: 'audit (all, deny, off)',
   AUTHZ_HANDLER_TIMEOUT_MS: 'spop.handlerTimeoutMs',
   AUTHZ_MAX_CONNECTIONS: 'spop.maxConnections',
+  AUTHZ_SOCKET_MODE: 'spop.socketMode (octal, with a unix: listen address)',
   AUTHZ_JWKS_CACHE_DIR: 'jwksCacheDir (default $STATE_DIRECTORY under systemd)',
   AUTHZ_TOKEN_COOKIE: 'tokens.cookie',
   AUTHZ_API_BASE_PATH: 'policy.prefect.basePath',
@@ -82,6 +83,9 @@ export function applyEnv(raw: Obj, env: Env): ConfigIssue[] {
   if (timeout !== undefined) sub(raw, 'spop').handlerTimeoutMs = timeout;
   const maxConn = int(env, 'AUTHZ_MAX_CONNECTIONS', issues);
   if (maxConn !== undefined) sub(raw, 'spop').maxConnections = maxConn;
+  set('AUTHZ_SOCKET_MODE', (v) => {
+    sub(raw, 'spop').socketMode = v;
+  });
   const cacheDir = env.AUTHZ_JWKS_CACHE_DIR || (raw.jwksCacheDir === undefined ? env.STATE_DIRECTORY : '');
   if (cacheDir) raw.jwksCacheDir = cacheDir;
   set('AUTHZ_TOKEN_COOKIE', (v) => {

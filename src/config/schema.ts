@@ -24,6 +24,16 @@ export const SpopSettingsSchema = z.strictObject({
    * Keep it below the SPOE `timeout processing` so HAProxy hears the answer.
    */
   handlerTimeoutMs: z.number().int().min(1).max(60_000).default(1_000),
+  /**
+   * With `listen: unix:/path`: the socket file's permission bits (octal, e.g. "0660"), set
+   * right after it is created; null leaves them to the process umask. HAProxy needs write
+   * permission on the socket to connect.
+   */
+  socketMode: z
+    .string()
+    .regex(/^0?[0-7]{3}$/, 'an octal mode like "0660"')
+    .nullable()
+    .default(null),
 });
 
 export const MetricsSettingsSchema = z.strictObject({

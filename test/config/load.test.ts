@@ -61,6 +61,7 @@ describe('loadConfig', () => {
       maxConnections: 1024,
       idleTimeoutMs: 60000,
       handlerTimeoutMs: 1000,
+      socketMode: null,
     });
     expect(c.authz.issuers?.map((i) => i.id)).toEqual(['okta']);
   });
@@ -83,6 +84,13 @@ describe('loadConfig', () => {
     expect(c.settings.listen).toBe('127.0.0.1:3000');
     expect(c.settings.audit).toBe('deny');
     expect(c.settings.spop.handlerTimeoutMs).toBe(250);
+  });
+
+  it('takes the socket mode from the file or AUTHZ_SOCKET_MODE', () => {
+    const yaml = 'devIssuer: true\nlisten: unix:/run/spoe-authz/agent.sock\nspop: { socketMode: "0660" }\n';
+    expect(loadConfig({ path: file('sock.yaml', yaml), env: {} }).settings.spop.socketMode).toBe('0660');
+    const env = { AUTHZ_SOCKET_MODE: '666' };
+    expect(loadConfig({ path: file('sock.yaml', yaml), env }).settings.spop.socketMode).toBe('666');
   });
 
   it('configures a single OIDC issuer from the environment alone', () => {
@@ -144,6 +152,8 @@ describe('loadConfig', () => {
     ['an unknown top-level key', 'lisen: 1\n', ['']],
     ['a bad audit mode', 'audit: sometimes\n', ['audit']],
     ['a bad spop setting', 'spop: { maxFrameSize: 100 }\n', ['spop.maxFrameSize']],
+    ['a socket mode that is not octal', 'spop: { socketMode: "rw-rw----" }\n', ['spop.socketMode']],
+    ['a socket mode given as a number', 'spop: { socketMode: 660 }\n', ['spop.socketMode']],
     [
       'a rule with an unknown role',
       'policy: { rules: [ { path: /api/**, roles: [superuser] } ] }\n',

@@ -40,6 +40,8 @@ export interface AgentProcessOptions {
   config: string | Record<string, unknown>;
   /** SPOP port (default: a free port). Passed as `--listen 127.0.0.1:<port>`. */
   spopPort?: number;
+  /** Listen on this unix socket instead (`--listen unix:<path>`); spopAddress is `unix@<path>`. */
+  spopUnixPath?: string;
   /** /healthz, /readyz, /metrics port (default: a free port). Passed as `--metrics-listen`. */
   metricsPort?: number;
   /** Extra environment. `AUTHZ_*` variables of the test's own environment are never inherited. */
@@ -120,7 +122,7 @@ export async function startAgent(options: AgentProcessOptions): Promise<AgentPro
     '--config',
     configPath,
     '--listen',
-    `127.0.0.1:${spopPort}`,
+    options.spopUnixPath === undefined ? `127.0.0.1:${spopPort}` : `unix:${options.spopUnixPath}`,
     '--metrics-listen',
     `127.0.0.1:${metricsPort}`,
     ...(options.args ?? []),
@@ -253,7 +255,9 @@ export async function startAgent(options: AgentProcessOptions): Promise<AgentPro
   const agent: AgentProcess = {
     spopPort,
     metricsPort,
-    spopAddress: `127.0.0.1:${spopPort}`,
+    // As HAProxy's `server` line takes it.
+    spopAddress:
+      options.spopUnixPath === undefined ? `127.0.0.1:${spopPort}` : `unix@${options.spopUnixPath}`,
     configPath,
     pid: () => (child as ChildProcess | null)?.pid ?? -1,
     running: () => alive,
