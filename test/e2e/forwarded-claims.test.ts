@@ -27,7 +27,7 @@ describeHaproxy('forwarded claims through the shipped HAProxy config', () => {
     // One after the other: each HAProxy takes its addresses from process.env (stack.ts).
     stack = await startStack({ agent: { config: agentConfig } });
     unlisted = await startStack({ agent: { config: agentConfig }, spoeConf: UNLISTED_SPOE_CONF });
-  });
+  }, 90_000); // two agents (tsx compiles each at start) and two HAProxies, on a busy CI machine
   afterAll(() => Promise.all([stack?.stop(), unlisted?.stop()]));
 
   const atPrefect = (s: Stack, r: SentRequest) => s.stub.withHeader('x-test-id', r.testId)[0];
