@@ -7,13 +7,13 @@
  */
 import { lstat, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
+import { AgentError } from './errors.js';
 
-export class SocketPathInUse extends Error {
-  readonly code = 'socket_path_in_use';
+/** Code `socket_path_in_use`: another process serves the path, or it is not a socket. */
+export class SocketPathInUse extends AgentError {
   readonly path: string;
   constructor(path: string, why: string) {
-    super(`cannot listen on unix:${path}: ${why}`);
-    this.name = 'SocketPathInUse';
+    super('socket_path_in_use', `cannot listen on unix:${path}: ${why}`);
     this.path = path;
   }
 }
@@ -35,16 +35,15 @@ function probe(path: string): Promise<'accepting' | 'refused' | 'gone' | 'other'
 /**
  * Removes the socket file at `path` when no process accepts connections on it. Resolves with
  * whether it removed one. Throws {@link SocketPathInUse} when another process listens there or
- * the path is not a socket (a file is never removed). Any other probe failure (e.g. EACCES) is
- * left for listen() to report.
+ * the path is not a socket (a file is never removed). Anything else (EACCES on the path or on
+ * connecting) is left for listen() to report.
  */
 export async function removeStaleSocket(path: string): Promise<boolean> {
   let isSocket: boolean;
   try {
     isSocket = (await lstat(path)).isSocket();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
+  } catch {
+    return false; // missing (the usual case), or not ours to look at: listen() reports it
   }
   if (!isSocket) throw new SocketPathInUse(path, 'the path exists and is not a socket');
   const state = await probe(path);
