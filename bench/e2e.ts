@@ -16,7 +16,7 @@
  * the machine itself gives a round trip (scheduling, wake-ups), the floor of any p99 goal.
  *
  *   npm run bench:e2e -- [--runs 3] [--duration 10] [--connections 200] [--threads 1] [--load-connections 16]
- *                        [--agent-workers 1]
+ *                        [--agent-workers 1] [--agent-transport tcp|unix]
  *                        [--haproxy-threads <cores>] [--unique-tokens 15000] [--rows 1,2,3,4,5,6]
  *                        [--no-load-script] [--json] [--max-other 20] [--retries 3] [--quiet-wait 180]
  *
@@ -42,6 +42,7 @@ import {
   type SpawnedAgent,
   spawnAgent,
 } from '../src/load/index.js';
+import { formatTarget, type Target } from '../src/load/target.js';
 import { type CommonSettings, jwtConfig, noAuthConfig, spoeConfig } from './lib/configs.js';
 import { type CpuReport, CpuSampler, childPids } from './lib/cpu.js';
 import { startHaproxy } from './lib/haproxy.js';
@@ -65,6 +66,7 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '200' },
     'load-connections': { type: 'string', default: '16' },
     'agent-workers': { type: 'string', default: '1' },
+    'agent-transport': { type: 'string', default: 'tcp' },
     threads: { type: 'string', default: '1' },
     'haproxy-threads': { type: 'string', default: String(cpus().length) },
     'unique-tokens': { type: 'string', default: '15000' },
@@ -92,6 +94,11 @@ const warmupS = int('warmup', args.warmup, 0, 30);
 const connections = int('connections', args.connections, 1, 5_000);
 const capacityConnections = int('load-connections', args['load-connections'], 1, 1_000);
 const agentWorkers = int('agent-workers', args['agent-workers'], 1, 64);
+const agentTransport = args['agent-transport'];
+if (agentTransport !== 'tcp' && agentTransport !== 'unix') {
+  process.stderr.write(`--agent-transport takes tcp or unix, got "${agentTransport}"\n`);
+  process.exit(2);
+}
 const threads = int('threads', args.threads, 1, 64);
 const haproxyThreads = int('haproxy-threads', args['haproxy-threads'], 1, 64);
 const uniqueTokens = int('unique-tokens', args['unique-tokens'], 100, 200_000);
@@ -161,8 +168,13 @@ interface Measurement {
 
 interface NullAgent {
   readonly pid: number;
-  readonly port: number;
+  readonly target: Target;
   stop(): Promise<void>;
+}
+
+/** A target as HAProxy's `server` line takes it. */
+function serverAddress(t: Target): string {
+  return t.kind === 'unix' ? `unix@${t.path}` : formatTarget(t);
 }
 
 /**
@@ -202,8 +214,15 @@ async function row3Decision(agentConfigPath: string, tokenFile: string): Promise
   }
 }
 
-async function startNullAgent(decision: string | null, verifyPem: string | null = null): Promise<NullAgent> {
-  const port = await freePort();
+async function startNullAgent(
+  decision: string | null,
+  verifyPem: string | null = null,
+  unixPath: string | null = null,
+): Promise<NullAgent> {
+  const target: Target =
+    unixPath === null
+      ? { kind: 'tcp', host: '127.0.0.1', port: await freePort() }
+      : { kind: 'unix', path: unixPath };
   const cmd = agentCommand();
   // agentCommand() gives [--import tsx] <cli>; the null agent is a bench script next to this one.
   const loader = cmd.args[0] === '--import' ? ['--import', cmd.args[1]!] : [];
@@ -213,7 +232,7 @@ async function startNullAgent(decision: string | null, verifyPem: string | null 
       ...loader,
       join(ROOT, 'bench/null-agent.ts'),
       '--listen',
-      `127.0.0.1:${port}`,
+      formatTarget(target),
       ...(decision === null ? [] : ['--decision', decision]),
       ...(verifyPem === null ? [] : ['--verify-pem', verifyPem]),
     ],
@@ -234,10 +253,10 @@ async function startNullAgent(decision: string | null, verifyPem: string | null 
     exited = true;
   });
   process.once('exit', () => child.kill('SIGKILL'));
-  await waitForPort(port, () => (exited ? new Error(`null agent exited:\n${out}`) : undefined));
+  await waitForPort(target, () => (exited ? new Error(`null agent exited:\n${out}`) : undefined));
   return {
     pid: child.pid!,
-    port,
+    target,
     async stop() {
       if (exited) return;
       child.kill('SIGTERM');
@@ -355,6 +374,9 @@ async function main(): Promise<number> {
   const spoeConf = join(dir, 'spoe-agent.conf');
   await writeFile(spoeConf, await readFile(join(ROOT, 'haproxy/spoe-agent.conf'), 'utf8'));
   const script = await writeWrkScript(dir);
+  /** --agent-transport unix: each agent of rows 3-6 on a socket in `dir`; tcp: null (a free port). */
+  const unixPathFor = (name: string): string | null =>
+    agentTransport === 'unix' ? join(dir, `${name}.sock`) : null;
 
   const rows = ROWS.filter((r) => onlyRows.has(r.id));
   let agent: SpawnedAgent | null = null;
@@ -394,9 +416,10 @@ async function main(): Promise<number> {
         logLevel: 'info',
         metricsListen: `127.0.0.1:${metricsPort}`,
         workers: agentWorkers,
+        ...(agentTransport === 'unix' ? { unixPath: join(dir, 'agent.sock') } : {}),
       });
       agentPids = await agentProcesses(agent.pid, agentWorkers);
-      log(`agent: pid ${agent.pid} on ${agent.target.port} (${agent.command})`);
+      log(`agent: pid ${agent.pid} on ${formatTarget(agent.target)} (${agent.command})`);
     }
     const answer =
       agentConfigPath === null || !rows.some((r) => r.agent === 'null' || r.agent === 'null-verify')
@@ -404,13 +427,13 @@ async function main(): Promise<number> {
         : await row3Decision(agentConfigPath, material.reuseFile);
     if (answer !== null) log(`the null agents answer as the agent does in row 3: ${answer}`);
     if (rows.some((r) => r.agent === 'null')) {
-      nullAgent = await startNullAgent(answer);
-      log(`null agent: pid ${nullAgent.pid} on ${nullAgent.port}`);
+      nullAgent = await startNullAgent(answer, null, unixPathFor('null-agent'));
+      log(`null agent: pid ${nullAgent.pid} on ${formatTarget(nullAgent.target)}`);
     }
     if (rows.some((r) => r.agent === 'null-verify')) {
-      verifyingNullAgent = await startNullAgent(answer, material.pemPath);
+      verifyingNullAgent = await startNullAgent(answer, material.pemPath, unixPathFor('null-verify'));
       log(
-        `null agent checking RS256 signatures: pid ${verifyingNullAgent.pid} on ${verifyingNullAgent.port}`,
+        `null agent checking RS256 signatures: pid ${verifyingNullAgent.pid} on ${formatTarget(verifyingNullAgent.target)}`,
       );
     }
 
@@ -425,12 +448,13 @@ async function main(): Promise<number> {
               ? jwtConfig(common, { pem: material.pemPath, issuer: ISSUER, audience: AUDIENCE })
               : spoeConfig(common, {
                   spoeConf,
-                  agentPort:
+                  agent: serverAddress(
                     row.agent === 'real'
-                      ? agent!.target.port
+                      ? agent!.target
                       : row.agent === 'null'
-                        ? nullAgent!.port
-                        : verifyingNullAgent!.port,
+                        ? nullAgent!.target
+                        : verifyingNullAgent!.target,
+                  ),
                 });
         const hap = await startHaproxy(tools.haproxy.bin, dir, `row${row.id}`, cfg, port);
         try {
@@ -487,14 +511,14 @@ async function main(): Promise<number> {
     const measureLoad = async (
       label: string,
       values: Record<string, string | boolean>,
-      external?: { port: number; pid: number },
+      external?: NullAgent,
     ) => {
       for (let attempt = 1; ; attempt++) {
         await quiet();
         const all: Record<string, string | boolean> = { ...base, ...values };
         if (external !== undefined) {
           delete all['spawn-agent'];
-          all.target = `127.0.0.1:${external.port}`;
+          all.target = formatTarget(external.target);
           all['agent-pid'] = String(external.pid);
         }
         const r = await runLoadScript(all);
@@ -576,6 +600,7 @@ function settings() {
     haproxyThreads,
     uniqueTokens,
     agentWorkers,
+    agentTransport,
     path: PATH,
   };
 }
@@ -693,7 +718,8 @@ function render(s: ReturnType<typeof summarize>, m: Machine, load: LoadReports):
     '',
     `End-to-end, ${runs} run(s) x ${durationS} s per row, medians (ratios: median of the per-run ratios). wrk -t${threads} -c${connections}, ` +
       `HAProxy ${m.haproxy} nbthread ${haproxyThreads}, ${m.cores} cores (${m.cpuModel}), Node ${m.node}` +
-      `${agentWorkers > 1 ? `; agent with --workers ${agentWorkers} (CPU summed over its processes)` : ''}`,
+      `${agentWorkers > 1 ? `; agent with --workers ${agentWorkers} (CPU summed over its processes)` : ''}` +
+      `${agentTransport === 'unix' ? '; HAProxy reaches the agents of rows 3-6 over unix sockets' : ''}`,
     '',
     '| row | setup | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | vs row 1 | vs row 2 | CPU % haproxy / agent / wrk / other |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',

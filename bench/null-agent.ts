@@ -26,6 +26,7 @@ const { values } = parseArgs({
   options: { listen: { type: 'string' }, decision: { type: 'string' }, 'verify-pem': { type: 'string' } },
 });
 const listen = values.listen ?? '127.0.0.1:12346';
+const unixPath = listen.startsWith('unix:') ? listen.slice(5) : null;
 const i = listen.lastIndexOf(':');
 const host = listen.slice(0, i);
 const port = Number(listen.slice(i + 1));
@@ -41,9 +42,10 @@ const server = new SpopServer({
   handler: nullHandler(ALLOW, key),
   maxConnections: 4_096,
 });
-await server.listen(port, host);
+if (unixPath === null) await server.listen(port, host);
+else await server.listen(unixPath);
 process.stdout.write(
-  `null agent listening on ${host}:${port} ${key === null ? '(allows everything)' : '(checks one RS256 signature per request)'}\n`,
+  `null agent listening on ${listen} ${key === null ? '(allows everything)' : '(checks one RS256 signature per request)'}\n`,
 );
 const stop = () => {
   server.close({ deadlineMs: 2_000 }).then(() => process.exit(0));

@@ -60,7 +60,7 @@ export function jwtConfig(s: CommonSettings, o: { pem: string; issuer: string; a
  * Rows 3-5: the shipped haproxy/spoe-agent.conf (message `authorize`, var-prefix auth) and
  * the verdict ACLs of haproxy/haproxy.cfg reduced to allow / deny.
  */
-export function spoeConfig(s: CommonSettings, o: { spoeConf: string; agentPort: number }): string {
+export function spoeConfig(s: CommonSettings, o: { spoeConf: string; agent: string }): string {
   return frontend(
     s,
     `    filter spoe engine auth config ${o.spoeConf}
@@ -72,7 +72,7 @@ backend spoe-agents
     balance roundrobin
     timeout connect 500ms
     timeout server 60s
-    server agent1 127.0.0.1:${o.agentPort}
+    server agent1 ${o.agent}
 `,
   );
 }

@@ -3,17 +3,24 @@ import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { accepts } from '../../src/load/agent-process.js';
+import { formatTarget, type Target } from '../../src/load/target.js';
 
 export { freePort } from '../../src/load/agent-process.js';
 
-/** Resolves once 127.0.0.1:port accepts; rejects after 15 s or when `abort()` returns an error. */
-export async function waitForPort(port: number, abort: () => Error | undefined): Promise<void> {
+/**
+ * Resolves once 127.0.0.1:port (or the target, e.g. a unix socket) accepts; rejects after 15 s
+ * or when `abort()` returns an error.
+ */
+export async function waitForPort(port: number | Target, abort: () => Error | undefined): Promise<void> {
   const deadline = Date.now() + 15_000;
   for (;;) {
     const err = abort();
     if (err) throw err;
     if (await accepts(port)) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after 15 s`);
+    if (Date.now() > deadline) {
+      const where = typeof port === 'number' ? `127.0.0.1:${port}` : formatTarget(port);
+      throw new Error(`nothing listens on ${where} after 15 s`);
+    }
     await sleep(50);
   }
 }

@@ -9,11 +9,11 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { type ProcSample, readProc } from './proc.js';
-import type { Target } from './target.js';
+import { formatTarget, type Target } from './target.js';
 
 export interface SpawnedAgent {
   readonly pid: number;
-  readonly target: Target & { kind: 'tcp' };
+  readonly target: Target;
   /** The command line, for the report. */
   readonly command: string;
   sample(): ProcSample | null;
@@ -34,6 +34,8 @@ export interface SpawnAgentOptions {
   readonly workers?: number;
   /** `/metrics` address, e.g. `127.0.0.1:9464`; default off. */
   readonly metricsListen?: string;
+  /** Listen on this unix socket instead of a free loopback port. */
+  readonly unixPath?: string;
 }
 
 const OUTPUT_KEEP = 64 * 1024;
@@ -63,10 +65,15 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** True when 127.0.0.1:port accepts a TCP connection within 500 ms. */
-export function accepts(port: number): Promise<boolean> {
+/** True when 127.0.0.1:port (or the unix socket `target`) accepts a connection within 500 ms. */
+export function accepts(target: number | Target): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
+    const s =
+      typeof target === 'number'
+        ? connect(target, '127.0.0.1')
+        : target.kind === 'unix'
+          ? connect(target.path)
+          : connect(target.port, target.host);
     const done = (ok: boolean) => {
       s.removeAllListeners();
       s.on('error', () => {});
@@ -87,7 +94,11 @@ function agentEnv(): NodeJS.ProcessEnv {
 }
 
 export async function spawnAgent(o: SpawnAgentOptions): Promise<SpawnedAgent> {
-  const port = await freePort();
+  const target: Target =
+    o.unixPath === undefined
+      ? { kind: 'tcp', host: '127.0.0.1', port: await freePort() }
+      : { kind: 'unix', path: o.unixPath };
+  const listen = formatTarget(target);
   const cmd = agentCommand();
   const args = [
     ...(o.nodeOptions ?? []),
@@ -96,7 +107,7 @@ export async function spawnAgent(o: SpawnAgentOptions): Promise<SpawnedAgent> {
     '--config',
     o.configPath,
     '--listen',
-    `127.0.0.1:${port}`,
+    listen,
     '--metrics-listen',
     o.metricsListen ?? 'off',
     '--log-level',
@@ -130,18 +141,18 @@ export async function spawnAgent(o: SpawnAgentOptions): Promise<SpawnedAgent> {
   const deadline = Date.now() + (o.readyTimeoutMs ?? 30_000);
   for (;;) {
     if (exited) throw new Error(`the agent exited during start-up:\n${out.trim()}`);
-    if (await accepts(port)) break;
+    if (await accepts(target)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`the agent did not listen on 127.0.0.1:${port} in time:\n${out.trim()}`);
+      throw new Error(`the agent did not listen on ${listen} in time:\n${out.trim()}`);
     }
     await sleep(50);
   }
   const pid = child.pid!;
   return {
     pid,
-    target: { kind: 'tcp', host: '127.0.0.1', port },
-    command: `${cmd.display} serve --config ${o.configPath} --listen 127.0.0.1:${port}`,
+    target,
+    command: `${cmd.display} serve --config ${o.configPath} --listen ${listen}`,
     sample: () => readProc(pid),
     output: () => out,
     async stop(deadlineMs = 10_000) {
