@@ -4,13 +4,15 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli.js';
 import { parseAgentConfig } from '../../src/config/load.js';
-import { agentCommand } from '../../src/load/agent-process.js';
+import { agentCommand, spawnAgent } from '../../src/load/agent-process.js';
 import { currentGc, SINGLE_THREADED_GC, singleGcArgs } from '../../src/load/gc.js';
 import { type LoadOptions, type LoadReport, parseLoadOptions, runLoadTest } from '../../src/load/index.js';
 import { type Runtime, startRuntime } from '../../src/runtime.js';
@@ -456,6 +458,33 @@ describe('load generator with --spawn-agent', () => {
     expect(r.agent.cpuPercent).toBeTypeOf('number');
     expect(r.agent.rssMb).toBeGreaterThan(10);
     expect(() => process.kill(r.agent.pid!, 0)).toThrow();
+  }, 60_000);
+
+  it('spawnAgent on a unix socket: listens there, answers a run, and the socket is gone after stop', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'load-unix-'));
+    try {
+      const path = join(dir, 'agent.sock');
+      const configPath = join(dir, 'agent.json');
+      await writeFile(
+        configPath,
+        JSON.stringify({ devIssuer: true, audit: 'off', metrics: { listen: null } }),
+      );
+      const agent = await spawnAgent({ configPath, unixPath: path });
+      try {
+        expect(agent.target).toEqual({ kind: 'unix', path });
+        expect(agent.command).toContain(`--listen unix:${path}`);
+        const r = await runLoadTest(
+          parseLoadOptions({ target: `unix:${path}`, requests: '200', warmup: '0', quiet: true }),
+        );
+        expect(r.errors.total).toBe(0);
+        expect([r.sent, r.acked, r.allowed]).toEqual([200, 200, 200]);
+      } finally {
+        await agent.stop();
+      }
+      expect(existsSync(path)).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 
   it('SIGTERM ends the run early: report of the run so far, agent stopped, files removed, exit 143', async () => {
