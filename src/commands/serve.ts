@@ -152,29 +152,32 @@ async function runPrimary(workers: number, config: AgentConfig, logger: Logger):
     });
   }
   let stopping = false;
-  const fork = () => cluster.fork();
-  for (let i = 0; i < workers; i++) fork();
-  cluster.on('exit', (worker, code, signal) => {
-    if (stopping) return;
-    logger.error({ worker: worker.process.pid, code, signal }, 'worker exited; starting another');
-    setTimeout(fork, 1_000).unref();
+  // Workers that got through start-up (their first ready report comes after listen()).
+  const started = new Set<number>();
+  cluster.on('message', (worker, msg: ReadyMessage) => {
+    if (msg?.type === READY_MESSAGE) started.add(worker.id);
   });
+  const fork = () => {
+    if (!stopping) cluster.fork();
+  };
+  for (let i = 0; i < workers; i++) fork();
   process.on('SIGHUP', () => {
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
   });
   return new Promise<number>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
+    /** Stops every worker; resolves with `code` (1 if some had to be killed). */
+    const stop = (reason: string, code: number) => {
       if (stopping) return;
       stopping = true;
-      logger.info({ signal }, 'stopping workers');
+      logger.info({ reason }, 'stopping workers');
       endpoints?.close();
       endpoints?.closeAllConnections();
       const alive = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
       let left = alive.length;
-      if (left === 0) resolve(0);
+      if (left === 0) resolve(code);
       for (const w of alive) {
         w.once('exit', () => {
-          if (--left === 0) resolve(0);
+          if (--left === 0) resolve(code);
         });
         w.process.kill('SIGTERM');
       }
@@ -183,7 +186,21 @@ async function runPrimary(workers: number, config: AgentConfig, logger: Logger):
         resolve(1);
       }, STOP_DEADLINE_MS + 2_000).unref();
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    cluster.on('exit', (worker, code, signal) => {
+      if (stopping) return;
+      if (!started.delete(worker.id)) {
+        // Died before it served (a port in use, a file it cannot read): another would die the
+        // same way. Exit non-zero, so that systemd or the container runtime sees the failure
+        // and applies its own restart policy, instead of a silent loop here.
+        logger.error({ worker: worker.process.pid, code, signal }, 'a worker failed to start; stopping');
+        stop('a worker failed to start', 1);
+        return;
+      }
+      logger.error({ worker: worker.process.pid, code, signal }, 'worker exited; starting another');
+      // Not unref'd: with no metrics listener this timer is all that keeps the primary alive.
+      setTimeout(fork, 1_000);
+    });
+    process.once('SIGTERM', () => stop('SIGTERM', 0));
+    process.once('SIGINT', () => stop('SIGINT', 0));
   });
 }

@@ -3,10 +3,15 @@
  * /metrics after real decisions over SPOP, and --workers N sharing one SPOP port with the
  * primary aggregating metrics and readiness.
  */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintDevToken } from '../../src/auth/index.js';
 import { FrameType } from '../../src/spop/index.js';
-import { type AgentProcess, startAgent } from '../helpers/agent-process.js';
+import { type AgentProcess, REPO_ROOT, startAgent } from '../helpers/agent-process.js';
 import { httpRequest } from '../helpers/http.js';
 import { freePort } from '../helpers/net.js';
 import { SpopTestClient } from '../helpers/spop-client.js';
@@ -151,4 +156,93 @@ describe('--workers 2', () => {
         .map((r) => r.pid),
     ).toHaveLength(2);
   });
+});
+
+describe('--workers 2 when workers die', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'spoe-authz-workers-'));
+    await writeFile(join(dir, 'agent.json'), JSON.stringify({ devIssuer: true, audit: 'off' }));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  /** `serve --workers 2` with no metrics listener, its JSON log lines collected. */
+  function serveWorkers(spopPort: number) {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(REPO_ROOT, 'src/cli.ts'),
+        'serve',
+        '--config',
+        join(dir, 'agent.json'),
+        '--workers',
+        '2',
+        '--listen',
+        `127.0.0.1:${spopPort}`,
+        '--metrics-listen',
+        'off',
+      ],
+      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const records: { msg?: string; pid?: number }[] = [];
+    let partial = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      const lines = (partial + d).split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) {
+        try {
+          records.push(JSON.parse(l) as { msg?: string; pid?: number });
+        } catch {}
+      }
+    });
+    child.stderr.resume();
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    return { child, records, exited };
+  }
+
+  async function until(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  it('workers killed after start are replaced; with no metrics listener the primary stays up meanwhile', async () => {
+    const port = await freePort();
+    const { child, records, exited } = serveWorkers(port);
+    let code: number | null | undefined;
+    void exited.then((c) => {
+      code = c;
+    });
+    try {
+      const listeners = () => records.filter((r) => r.msg === 'agent listening').map((r) => r.pid);
+      await until('two workers listening', () => listeners().length >= 2);
+      // Both at once: for a moment the primary has no worker and no listener of its own.
+      for (const pid of listeners()) process.kill(pid as number, 'SIGKILL');
+      await until('two replacement workers', () => listeners().length >= 4, 40_000);
+      expect(code).toBeUndefined(); // the primary did not exit while it had no worker
+      const token = await mintDevToken({ sub: 'rex-replaced', roles: ['viewer'] });
+      expect(await authorize(port, token, '/api/flows/filter')).toMatchObject({ allow: true });
+      expect(records.some((r) => r.msg === 'worker exited; starting another')).toBe(true);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  }, 90_000);
+
+  it('a worker that cannot start (its SPOP port is taken) stops the agent with exit 1', async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    try {
+      const { records, exited } = serveWorkers((busy.address() as AddressInfo).port);
+      expect(await exited).toBe(1);
+      expect(records.some((r) => r.msg === 'a worker failed to start; stopping')).toBe(true);
+      expect(records.some((r) => r.msg === 'worker exited; starting another')).toBe(false);
+    } finally {
+      await new Promise((resolve) => busy.close(resolve));
+    }
+  }, 60_000);
 });
