@@ -15,6 +15,7 @@ import { runLoad } from './commands/load.js';
 import { runServe } from './commands/serve.js';
 import { runToken } from './commands/token.js';
 import { ConfigError, formatIssue } from './config/errors.js';
+import { ListenError } from './runtime.js';
 
 export const USAGE = `usage: spoe-authz [command] [options]
 
@@ -171,6 +172,10 @@ export async function main(argv: string[]): Promise<number> {
         `config error (${err.source}):\n${err.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`,
       );
       return 2;
+    }
+    if (err instanceof ListenError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
     }
     if (err instanceof UsageError) {
       process.stderr.write(`${err.message}\n\n${USAGE}`);

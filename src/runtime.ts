@@ -5,6 +5,7 @@
 
 import { chmod } from 'node:fs/promises';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { createAuthorizeHandler } from './agent/handler.js';
@@ -12,6 +13,7 @@ import { FAIL_CLOSED_ACTIONS } from './agent/vars.js';
 import type { AuthzEngine, Decision } from './auth/index.js';
 import { formatListenAddress, type ListenAddress, parseListenAddress } from './config/listen-address.js';
 import { type AgentConfig, createEngine, reloadEnginePolicy } from './config/load.js';
+import { AgentError } from './errors.js';
 import { startEndpoints } from './http-endpoints.js';
 import { AgentMetrics } from './metrics.js';
 import { SpopServer } from './spop/index.js';
@@ -72,10 +74,17 @@ export async function startRuntime(
   // provider that is down does not stop the agent from serving (it denies with 503 meanwhile).
   await engine.start();
   const listen = mustParse(config.settings.listen);
-  const info =
-    listen.kind === 'unix' ? await spop.listen(listen.path) : await spop.listen(listen.port, listen.host);
-  if (listen.kind === 'unix' && s.socketMode !== null)
-    await chmod(listen.path, Number.parseInt(s.socketMode, 8));
+  let info: AddressInfo | string;
+  try {
+    info =
+      listen.kind === 'unix' ? await spop.listen(listen.path) : await spop.listen(listen.port, listen.host);
+    if (listen.kind === 'unix' && s.socketMode !== null)
+      await chmod(listen.path, Number.parseInt(s.socketMode, 8));
+  } catch (err) {
+    engine.close();
+    await spop.close({ deadlineMs: 0 });
+    throw new ListenError(config.settings.listen, err);
+  }
   const address =
     typeof info === 'string'
       ? `unix:${info}`
@@ -86,11 +95,17 @@ export async function startRuntime(
   let endpointsAddress: string | null = null;
   if (config.settings.metrics.listen !== null && options.endpoints !== false) {
     const at = mustParse(config.settings.metrics.listen);
-    endpoints = await startEndpoints(at, {
-      alive: () => !closing,
-      readiness: () => ({ ready: !closing && engine.ready(), detail: engine.issuerStatus() }),
-      metrics: () => metrics.render(),
-    });
+    try {
+      endpoints = await startEndpoints(at, {
+        alive: () => !closing,
+        readiness: () => ({ ready: !closing && engine.ready(), detail: engine.issuerStatus() }),
+        metrics: () => metrics.render(),
+      });
+    } catch (err) {
+      engine.close();
+      await spop.close({ deadlineMs: 0 });
+      throw new ListenError(config.settings.metrics.listen, err);
+    }
     const a = endpoints.address();
     endpointsAddress =
       a === null || typeof a === 'string'
@@ -148,6 +163,34 @@ export async function startRuntime(
       }
     },
   };
+}
+
+/**
+ * Code `listen_failed`: an address the agent could not listen on (in use, not permitted, no
+ * such interface). Whatever the runtime had started is released before it is thrown, so the
+ * process can end on its own.
+ */
+export class ListenError extends AgentError {
+  readonly address: string;
+  constructor(address: string, cause: unknown) {
+    const e = cause as NodeJS.ErrnoException;
+    const why = typeof e?.code === 'string' ? `${e.code} (${describeErrno(e.code)})` : String(cause);
+    super('listen_failed', `cannot listen on ${address}: ${why}`, { cause });
+    this.address = address;
+  }
+}
+
+function describeErrno(code: string): string {
+  switch (code) {
+    case 'EADDRINUSE':
+      return 'another process listens there';
+    case 'EACCES':
+      return 'permission denied';
+    case 'EADDRNOTAVAIL':
+      return 'no such local address';
+    default:
+      return 'see the cause';
+  }
 }
 
 function mustParse(value: string): ListenAddress {

@@ -1,10 +1,12 @@
 // `spoe-authz check` and `serve` as an operator runs them: a broken config stops with exit code 2
 // and the path of the wrong field; the shipped SPOE file passes `check --spoe-conf`.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli } from '../helpers/agent-process.js';
+import { freePort } from '../helpers/net.js';
 import { SHIPPED_SPOE_CONF } from './stack.js';
 
 const ISSUER = `  - id: corp
@@ -85,4 +87,37 @@ describe('spoe-authz check', () => {
     expect(r.stderr).toMatch(/\n {2}issuers\.0\.algorithms\.0: /);
     expect(r.stdout).not.toMatch(/agent listening/);
   });
+
+  // An issuer whose JWKS URL refuses connections: the engine keeps retry timers, which must not
+  // keep a process that could not listen alive (runCli would time out with code null).
+  it.each(['--listen', '--metrics-listen'])(
+    'serve exits 1 with one line naming the address when %s is taken, and ends by itself',
+    async (flag) => {
+      const busy = createServer();
+      await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+      const taken = `127.0.0.1:${(busy.address() as AddressInfo).port}`;
+      const free = `127.0.0.1:${await freePort()}`;
+      const refused = await freePort();
+      const config = await file(
+        `busy${flag}.yaml`,
+        `issuers:\n  - { id: idp, issuer: "https://idp.example/", audiences: [prefect], algorithms: [RS256], keys: { type: jwks-url, url: "http://127.0.0.1:${refused}/jwks" } }\n`,
+      );
+      try {
+        const r = await runCli([
+          'serve',
+          '--config',
+          config,
+          '--listen',
+          flag === '--listen' ? taken : free,
+          '--metrics-listen',
+          flag === '--listen' ? 'off' : taken,
+        ]);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toBe(`cannot listen on ${taken}: EADDRINUSE (another process listens there)\n`);
+        expect(r.stdout).not.toMatch(/"msg":"agent listening"/);
+      } finally {
+        await new Promise((resolve) => busy.close(resolve));
+      }
+    },
+  );
 });
