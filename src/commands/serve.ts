@@ -67,7 +67,14 @@ async function clearStaleSockets(config: AgentConfig, logger: Logger): Promise<v
 }
 
 async function runWorker(values: CliValues, config: AgentConfig, logger: Logger): Promise<number> {
-  const runtime = await startRuntime(config, logger, { endpoints: !cluster.isWorker });
+  let runtime: Runtime;
+  try {
+    runtime = await startRuntime(config, logger, { endpoints: !cluster.isWorker });
+  } catch (err) {
+    // A cluster worker's IPC channel would keep it alive after main() returns its exit code.
+    if (cluster.isWorker && process.connected) process.disconnect();
+    throw err;
+  }
   if (cluster.isWorker) reportToPrimary(runtime);
   let reloading = Promise.resolve();
   process.on('SIGHUP', () => {
