@@ -158,6 +158,57 @@ describe('--workers 2', () => {
   });
 });
 
+describe('--workers 2 and SIGHUP', () => {
+  let agent: AgentProcess;
+  beforeAll(async () => {
+    agent = await startAgent({
+      config: { devIssuer: true },
+      args: ['--workers', '2'],
+      readyTimeoutMs: 40_000,
+    });
+  });
+  afterAll(() => agent?.dispose());
+
+  it('the primary relays SIGHUP: every worker reloads, and decisions on new connections follow', async () => {
+    const pids = (msg: string, since = 0) =>
+      new Set(
+        agent
+          .records()
+          .slice(since)
+          .filter((r) => r.msg === msg)
+          .map((r) => r.pid),
+      );
+    for (let i = 0; i < 100 && pids('agent listening').size < 2; i++)
+      await new Promise((r) => setTimeout(r, 200));
+    expect(pids('agent listening').size).toBe(2);
+    const token = await mintDevToken({ sub: 'hal-hup', roles: ['viewer'] });
+    for (let i = 0; i < 4; i++) {
+      expect(await authorize(agent.spopPort, token, '/api/flows/filter')).toMatchObject({ allow: true });
+    }
+
+    const since = agent.mark();
+    await agent.writeConfig({
+      devIssuer: true,
+      policy: {
+        rules: [
+          { name: 'ops.deny.flows-filter', effect: 'deny', methods: ['POST'], path: '/api/flows/filter' },
+        ],
+      },
+    });
+    agent.signal('SIGHUP');
+    for (let i = 0; i < 100 && pids('config reloaded', since).size < 2; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(pids('config reloaded', since).size).toBe(2);
+    // Each on a fresh connection: the kernel spreads them over both workers.
+    for (let i = 0; i < 6; i++) {
+      expect(await authorize(agent.spopPort, token, '/api/flows/filter')).toMatchObject({
+        allow: false,
+        status: 403,
+      });
+    }
+  });
+});
+
 describe('--workers 2 when workers die', () => {
   let dir: string;
   beforeAll(async () => {
