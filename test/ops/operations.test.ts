@@ -106,28 +106,38 @@ describe('operations endpoints of a single agent process', () => {
   });
 });
 
+/** `serve --workers 2` with the dev issuer (tsx compiles in each process: allow for it). */
+function startTwoWorkers(): Promise<AgentProcess> {
+  return startAgent({ config: { devIssuer: true }, args: ['--workers', '2'], readyTimeoutMs: 40_000 });
+}
+
+/** The pids that logged `msg` (from record `since` on). */
+function pidsLogging(agent: AgentProcess, msg: string, since = 0): Set<unknown> {
+  return new Set(
+    agent
+      .records()
+      .slice(since)
+      .filter((r) => r.msg === msg)
+      .map((r) => r.pid),
+  );
+}
+
+/** Waits (up to 20 s) until both workers logged "agent listening" from their own pid. */
+async function bothListening(agent: AgentProcess): Promise<number> {
+  for (let i = 0; i < 100 && pidsLogging(agent, 'agent listening').size < 2; i++)
+    await new Promise((r) => setTimeout(r, 200));
+  return pidsLogging(agent, 'agent listening').size;
+}
+
 describe('--workers 2', () => {
   let agent: AgentProcess;
   beforeAll(async () => {
-    agent = await startAgent({
-      config: { devIssuer: true },
-      args: ['--workers', '2'],
-      readyTimeoutMs: 40_000,
-    });
+    agent = await startTwoWorkers();
   });
   afterAll(() => agent?.dispose());
 
   it('runs two workers on one SPOP port; the primary aggregates readiness and metrics; SIGTERM stops all', async () => {
-    // Both workers log "agent listening" from their own pid.
-    const listening = async () =>
-      new Set(
-        agent
-          .records()
-          .filter((r) => r.msg === 'agent listening')
-          .map((r) => r.pid),
-      ).size;
-    for (let i = 0; i < 100 && (await listening()) < 2; i++) await new Promise((r) => setTimeout(r, 200));
-    expect(await listening()).toBe(2);
+    expect(await bothListening(agent)).toBe(2);
 
     let ready = await get(agent.metricsPort, '/readyz');
     for (let i = 0; i < 50 && ready.status !== 200; i++) {
@@ -161,26 +171,13 @@ describe('--workers 2', () => {
 describe('--workers 2 and SIGHUP', () => {
   let agent: AgentProcess;
   beforeAll(async () => {
-    agent = await startAgent({
-      config: { devIssuer: true },
-      args: ['--workers', '2'],
-      readyTimeoutMs: 40_000,
-    });
+    agent = await startTwoWorkers();
   });
   afterAll(() => agent?.dispose());
 
   it('the primary relays SIGHUP: every worker reloads, and decisions on new connections follow', async () => {
-    const pids = (msg: string, since = 0) =>
-      new Set(
-        agent
-          .records()
-          .slice(since)
-          .filter((r) => r.msg === msg)
-          .map((r) => r.pid),
-      );
-    for (let i = 0; i < 100 && pids('agent listening').size < 2; i++)
-      await new Promise((r) => setTimeout(r, 200));
-    expect(pids('agent listening').size).toBe(2);
+    const pids = (msg: string, since = 0) => pidsLogging(agent, msg, since);
+    expect(await bothListening(agent)).toBe(2);
     const token = await mintDevToken({ sub: 'hal-hup', roles: ['viewer'] });
     for (let i = 0; i < 4; i++) {
       expect(await authorize(agent.spopPort, token, '/api/flows/filter')).toMatchObject({ allow: true });
