@@ -73,6 +73,12 @@ export async function startRuntime(
   // Keys first, so readiness is true from the first request when the provider answers; a
   // provider that is down does not stop the agent from serving (it denies with 503 meanwhile).
   await engine.start();
+  /** A failed listen: release what is started (the engine's timers, the SPOP server), then say where. */
+  const released = async (address: string, err: unknown): Promise<ListenError> => {
+    engine.close();
+    await spop.close({ deadlineMs: 0 });
+    return new ListenError(address, err);
+  };
   const listen = mustParse(config.settings.listen);
   let info: AddressInfo | string;
   try {
@@ -81,9 +87,7 @@ export async function startRuntime(
     if (listen.kind === 'unix' && s.socketMode !== null)
       await chmod(listen.path, Number.parseInt(s.socketMode, 8));
   } catch (err) {
-    engine.close();
-    await spop.close({ deadlineMs: 0 });
-    throw new ListenError(config.settings.listen, err);
+    throw await released(config.settings.listen, err);
   }
   const address =
     typeof info === 'string'
@@ -102,9 +106,7 @@ export async function startRuntime(
         metrics: () => metrics.render(),
       });
     } catch (err) {
-      engine.close();
-      await spop.close({ deadlineMs: 0 });
-      throw new ListenError(config.settings.metrics.listen, err);
+      throw await released(config.settings.metrics.listen, err);
     }
     const a = endpoints.address();
     endpointsAddress =
