@@ -137,8 +137,12 @@ function reportToPrimary(runtime: Runtime): void {
 async function runPrimary(workers: number, config: AgentConfig, logger: Logger): Promise<number> {
   logger.info({ workers }, 'starting workers');
   const readiness = new Map<number, ReadyMessage>();
+  // Workers that got through start-up (their first ready report comes after listen()).
+  const started = new Set<number>();
   cluster.on('message', (worker, msg: ReadyMessage) => {
-    if (msg?.type === READY_MESSAGE) readiness.set(worker.id, msg);
+    if (msg?.type !== READY_MESSAGE) return;
+    readiness.set(worker.id, msg);
+    started.add(worker.id);
   });
   cluster.on('exit', (worker) => readiness.delete(worker.id));
   let endpoints: Server | null = null;
@@ -159,11 +163,6 @@ async function runPrimary(workers: number, config: AgentConfig, logger: Logger):
     });
   }
   let stopping = false;
-  // Workers that got through start-up (their first ready report comes after listen()).
-  const started = new Set<number>();
-  cluster.on('message', (worker, msg: ReadyMessage) => {
-    if (msg?.type === READY_MESSAGE) started.add(worker.id);
-  });
   const fork = () => {
     if (!stopping) cluster.fork();
   };
