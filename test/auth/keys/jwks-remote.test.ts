@@ -2,10 +2,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type AuthError, type AuthzConfigInput, AuthzEngine } from '../../src/auth/index.js';
-import { type JwksServer, type JwksServerMode, startJwksServer } from '../helpers/jwks-server.js';
-import { jwks, makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
-import { request } from './helpers/request.js';
+import { type AuthError, type AuthzConfigInput, AuthzEngine } from '../../../src/auth/index.js';
+import { type JwksServer, type JwksServerMode, startJwksServer } from '../../helpers/jwks-server.js';
+import { jwks, makeKey, NOW_MS, sign, type TestKey } from '../helpers/keys.js';
+import { request } from '../helpers/request.js';
 
 const AUD = 'prefect';
 let k1: TestKey;

@@ -1,5 +1,5 @@
 import { type CryptoKey, importJWK, type JWK } from 'jose';
-import { FastKey } from './jws.js';
+import { FastKey } from '../verify/jws.js';
 
 /**
  * kid/alg -> imported public key for one JWK Set, answered synchronously.

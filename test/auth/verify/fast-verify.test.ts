@@ -16,14 +16,14 @@ import {
 import fc from 'fast-check';
 import * as jose from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compileClaimPath } from '../../src/auth/claims.js';
-import { AuthzEngine, type Decision } from '../../src/auth/index.js';
-import { CompiledIssuer } from '../../src/auth/issuer.js';
-import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, IssuerSchema } from '../../src/auth/issuer-config.js';
-import { silentLogger } from '../../src/auth/logger.js';
-import { TokenVerifier, type VerifyOutcome } from '../../src/auth/verify.js';
-import { jwks as jwksOf, makeKey, NOW_MS, NOW_S } from './helpers/keys.js';
-import { request } from './helpers/request.js';
+import { compileClaimPath } from '../../../src/auth/claims.js';
+import { AuthzEngine, type Decision } from '../../../src/auth/index.js';
+import { CompiledIssuer } from '../../../src/auth/issuer.js';
+import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, IssuerSchema } from '../../../src/auth/issuer-config.js';
+import { silentLogger } from '../../../src/auth/logger.js';
+import { TokenVerifier, type VerifyOutcome } from '../../../src/auth/verify/verifier.js';
+import { jwks as jwksOf, makeKey, NOW_MS, NOW_S } from '../helpers/keys.js';
+import { request } from '../helpers/request.js';
 
 // Every algorithm an issuer may be configured with.
 const ASYM = [...ASYMMETRIC_ALGORITHMS];

@@ -1,10 +1,10 @@
 import { generateKeyPairSync } from 'node:crypto';
 import * as jose from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AuthzEngine } from '../../src/auth/index.js';
-import { KeyIndex } from '../../src/auth/key-index.js';
-import { makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
-import { request } from './helpers/request.js';
+import { AuthzEngine } from '../../../src/auth/index.js';
+import { KeyIndex } from '../../../src/auth/keys/key-index.js';
+import { makeKey, NOW_MS, sign, type TestKey } from '../helpers/keys.js';
+import { request } from '../helpers/request.js';
 
 let rsa: TestKey;
 let rsa2: TestKey;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { normalizePath, PathRejection } from '../../src/auth/path.js';
+import { normalizePath, PathRejection } from '../../../src/auth/policy/path.js';
 
 const ok: Array<[string, string]> = [
   ['/api/flows/filter', '/api/flows/filter'],

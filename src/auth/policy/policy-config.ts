@@ -1,6 +1,6 @@
 import { z } from 'zod';
+import { ROLE_NAME } from '../issuer-config.js';
 import { parseCidr } from './cidr.js';
-import { ROLE_NAME } from './issuer-config.js';
 import { compilePattern, PatternError } from './pattern.js';
 import { ANONYMOUS_ROLE, BUILTIN_ROLES, MAX_ROLES } from './role-model.js';
 

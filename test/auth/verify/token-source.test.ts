@@ -5,7 +5,7 @@ import {
   TokenRejection,
   type TokenSources,
   tokenSourceOf,
-} from '../../src/auth/token-source.js';
+} from '../../../src/auth/verify/token-source.js';
 
 const all: TokenSources = { bearer: true, cookie: 'prefect_token', header: 'x-prefect-token', maxBytes: 64 };
 const none = { authorization: null, cookie: null, tokenHeader: null };

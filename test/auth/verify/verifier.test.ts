@@ -1,6 +1,6 @@
 import * as jose from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AuthzEngine, type Decision, type Reason } from '../../src/auth/index.js';
+import { AuthzEngine, type Decision, type Reason } from '../../../src/auth/index.js';
 import {
   forge,
   hmacForge,
@@ -11,8 +11,8 @@ import {
   sign,
   type TestKey,
   type TokenSpec,
-} from './helpers/keys.js';
-import { request } from './helpers/request.js';
+} from '../helpers/keys.js';
+import { request } from '../helpers/request.js';
 
 const A = 'https://idp-a.example.com';
 const B = 'https://idp-b.example.com';

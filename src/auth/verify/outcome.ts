@@ -3,10 +3,10 @@
  * same way whichever verifier (node:crypto fast path or jose) checked the signature.
  */
 import type { JWTPayload } from 'jose';
-import { type ForwardClaimSpec, forwardClaims, hasControlCharacters, tokenScopes } from './claims.js';
-import type { Identity } from './identity.js';
-import type { CompiledIssuer } from './issuer.js';
-import type { Reason } from './reasons.js';
+import { type ForwardClaimSpec, forwardClaims, hasControlCharacters, tokenScopes } from '../claims.js';
+import type { Identity } from '../identity.js';
+import type { CompiledIssuer } from '../issuer.js';
+import type { Reason } from '../reasons.js';
 
 export type VerifyOutcome =
   | { readonly ok: true; readonly identity: Identity }

@@ -1,4 +1,4 @@
-import { type ClaimPath, type Claims, claimAt, claimStrings, compileClaimPath } from './claims.js';
+import { type ClaimPath, type Claims, claimAt, claimStrings, compileClaimPath } from '../claims.js';
 
 export const DEFAULT_ROLE_CLAIMS = [
   'groups',

@@ -1,14 +1,14 @@
 import { type JWTVerifyOptions, type JWTVerifyResult, jwtVerify } from 'jose';
-import type { ForwardClaimSpec } from './claims.js';
-import { type ClaimRules, checkClaims, compileClaimRules } from './claims-check.js';
-import type { CompiledIssuer } from './issuer.js';
-import { reasonForJoseError } from './jose-errors.js';
+import type { ForwardClaimSpec } from '../claims.js';
+import type { CompiledIssuer } from '../issuer.js';
+import type { Reason } from '../reasons.js';
+import { type ClaimRules, checkClaims, compileClaimRules } from './claims-validation.js';
+import { reasonForJoseError } from './jose-reasons.js';
 import { type FastHeader, type FastKey, fastHeader } from './jws.js';
-import type { Reason } from './reasons.js';
+import { fail, type VerifyOutcome, verifiedIdentity } from './outcome.js';
 import { compactShapeProblem, decodeSegment } from './token-source.js';
-import { fail, type VerifyOutcome, verifiedIdentity } from './verify-outcome.js';
 
-export type { VerifyOutcome } from './verify-outcome.js';
+export type { VerifyOutcome } from './outcome.js';
 
 /** Compact JWS (RFC 7515 7.1): three base64url parts, header and payload non-empty. */
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { claimAt, forwardClaims, tokenScopes } from '../../src/auth/claims.js';
-import { RoleModel } from '../../src/auth/role-model.js';
-import { DEFAULT_ROLE_CLAIMS, DEFAULT_SPACE_DELIMITED, RoleMapper } from '../../src/auth/roles.js';
+import { claimAt, forwardClaims, tokenScopes } from '../../../src/auth/claims.js';
+import {
+  DEFAULT_ROLE_CLAIMS,
+  DEFAULT_SPACE_DELIMITED,
+  RoleMapper,
+} from '../../../src/auth/policy/role-mapping.js';
+import { RoleModel } from '../../../src/auth/policy/role-model.js';
 
 const mapper = (spec: Partial<ConstructorParameters<typeof RoleMapper>[0]>) =>
   new RoleMapper({

@@ -3,7 +3,7 @@
  * allowed) and `websocket`; and that nothing with side effects is tagged safe-retry.
  */
 import { describe, expect, it } from 'vitest';
-import { AuthzEngine, devIssuerConfig, mintDevToken } from '../../src/auth/index.js';
+import { AuthzEngine, devIssuerConfig, mintDevToken } from '../../../src/auth/index.js';
 
 const UUID = '6f1c5e2a-0000-4000-8000-000000000001';
 

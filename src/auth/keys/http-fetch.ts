@@ -1,4 +1,4 @@
-import { AuthError } from './errors.js';
+import { AuthError } from '../errors.js';
 
 /** The subset of `fetch` we use; tests and the product may inject their own. */
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;

@@ -1,9 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { AuthzEngine, PolicyConfigInput } from '../../src/auth/index.js';
-import { prefectPresetRules } from '../../src/auth/prefect-preset.js';
-import { TEST_ISS, testEngine } from './helpers/engine.js';
-import { makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
-import { request } from './helpers/request.js';
+import type { AuthzEngine, PolicyConfigInput } from '../../../src/auth/index.js';
+import { prefectPresetRules } from '../../../src/auth/policy/prefect-preset.js';
+import { TEST_ISS, testEngine } from '../helpers/engine.js';
+import { makeKey, NOW_MS, sign, type TestKey } from '../helpers/keys.js';
+import { request } from '../helpers/request.js';
 
 const ISS = TEST_ISS;
 const ID = '3fa85f64-5717-4562-b3fc-2c963f66afa6';

@@ -1,5 +1,5 @@
-import type { RequestReads } from './decision-memo.js';
-import { parseWith } from './engine-config.js';
+import type { RequestReads } from '../decision-memo.js';
+import { parseWith } from '../engine-config.js';
 import { type PolicyConfig, type PolicyConfigInput, PolicySchema, RuleSchema } from './policy-config.js';
 import { prefectPresetRules } from './prefect-preset.js';
 import { RoleModel } from './role-model.js';

@@ -6,14 +6,14 @@ import {
   type JWTVerifyGetKey,
   jwksCache,
 } from 'jose';
-import { AuthError } from './errors.js';
+import { AuthError } from '../errors.js';
+import { discoveryUrlFor, type IssuerConfig, type KeysConfig } from '../issuer-config.js';
+import type { AuthLogger } from '../logger.js';
+import type { FastKey } from '../verify/jws.js';
 import { type FetchLike, fetchJson, isJwkSet } from './http-fetch.js';
-import { discoveryUrlFor, type IssuerConfig, type KeysConfig } from './issuer-config.js';
 import { persistedJwksPath, readPersistedJwks, writePersistedJwks } from './jwks-store.js';
-import type { FastKey } from './jws.js';
 import { KeyIndex } from './key-index.js';
 import type { KeySource, KeySourceStatus } from './key-source.js';
-import type { AuthLogger } from './logger.js';
 import { keyUrlProblem } from './url-check.js';
 
 type RemoteKeys = Extract<KeysConfig, { type: 'oidc' | 'jwks-url' }>;

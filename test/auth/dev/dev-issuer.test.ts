@@ -1,6 +1,6 @@
 import * as jose from 'jose';
 import { describe, expect, it } from 'vitest';
-import { DEV_PRIVATE_JWK, DEV_PUBLIC_JWK } from '../../src/auth/dev/dev-keys.js';
+import { DEV_PRIVATE_JWK, DEV_PUBLIC_JWK } from '../../../src/auth/dev/dev-keys.js';
 import {
   AuthzEngine,
   DEV_AUDIENCE,
@@ -9,9 +9,9 @@ import {
   devIssuerConfig,
   isDevIssuer,
   mintDevToken,
-} from '../../src/auth/index.js';
-import { NOW_MS } from './helpers/keys.js';
-import { request } from './helpers/request.js';
+} from '../../../src/auth/index.js';
+import { NOW_MS } from '../helpers/keys.js';
+import { request } from '../helpers/request.js';
 
 describe('development issuer', () => {
   it('ships a matching ES256 key pair whose kid is its thumbprint', async () => {

@@ -1,6 +1,6 @@
 import { importJWK, type JWTPayload, SignJWT } from 'jose';
-import { DEV_PRIVATE_JWK, DEV_PUBLIC_JWK } from './dev/dev-keys.js';
-import type { IssuerConfigInput } from './issuer-config.js';
+import type { IssuerConfigInput } from '../issuer-config.js';
+import { DEV_PRIVATE_JWK, DEV_PUBLIC_JWK } from './dev-keys.js';
 
 /**
  * DEVELOPMENT ONLY: a built-in issuer whose private key ships in the repository, so anyone can

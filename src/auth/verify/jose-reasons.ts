@@ -1,5 +1,5 @@
-import { isAuthError } from './errors.js';
-import type { Reason } from './reasons.js';
+import { isAuthError } from '../errors.js';
+import type { Reason } from '../reasons.js';
 
 /**
  * jose failure -> reason, by `err.code` (jose util/errors.ts), never by message text.

@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type AuthzEngine, CompiledPolicy, type RuleConfigInput } from '../../src/auth/index.js';
-import { newMatchContext } from '../../src/auth/rule.js';
-import { TEST_ISS, testEngine } from './helpers/engine.js';
-import { makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
-import { type RequestOptions, request } from './helpers/request.js';
+import { type AuthzEngine, CompiledPolicy, type RuleConfigInput } from '../../../src/auth/index.js';
+import { newMatchContext } from '../../../src/auth/policy/rule.js';
+import { TEST_ISS, testEngine } from '../helpers/engine.js';
+import { makeKey, NOW_MS, sign, type TestKey } from '../helpers/keys.js';
+import { type RequestOptions, request } from '../helpers/request.js';
 
 const ISS = TEST_ISS;
 let key: TestKey;

@@ -1,7 +1,7 @@
 import type { BlockList } from 'node:net';
+import { type Claims, claimAt, claimMatches, tokenScopes } from '../claims.js';
+import type { ClaimValue } from '../decision.js';
 import { addressIn, blockListOf, parseCidr } from './cidr.js';
-import { type Claims, claimAt, claimMatches, tokenScopes } from './claims.js';
-import type { ClaimValue } from './decision.js';
 import { type CompiledPattern, capturePattern, compilePattern, matchPattern } from './pattern.js';
 import type { RuleConfig } from './policy-config.js';
 import { isTruthyValue, parseQuery, type QueryParams } from './query.js';

@@ -1,10 +1,10 @@
 import { createSecretKey, webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type CryptoKey, createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
-import { AuthError } from './errors.js';
+import { AuthError } from '../errors.js';
+import { HMAC_MIN_BYTES, type IssuerConfig, type KeysConfig } from '../issuer-config.js';
+import { FastKey } from '../verify/jws.js';
 import { isJwkSet } from './http-fetch.js';
-import { HMAC_MIN_BYTES, type IssuerConfig, type KeysConfig } from './issuer-config.js';
-import { FastKey } from './jws.js';
 import { KeyIndex } from './key-index.js';
 
 export interface KeySourceStatus {
