@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { AuthError } from './errors.js';
 import { IssuerSchema } from './issuer-config.js';
-import { PolicySchema } from './policy-config.js';
+import { PolicySchema } from './policy/policy-config.js';
 import { CLAIM_NAME_PATTERN, MAX_CLAIM_NAME_BYTES } from './var-names.js';
 
 export const TokenSourcesSchema = z.strictObject({

@@ -10,7 +10,7 @@ export {
   isDevIssuer,
   type MintDevTokenOptions,
   mintDevToken,
-} from './dev-issuer.js';
+} from './dev/dev-issuer.js';
 export { AuthzEngine, type AuthzEngineDeps, type Explanation } from './engine.js';
 export {
   type AuthzConfig,
@@ -22,7 +22,6 @@ export {
   TokenSourcesSchema,
 } from './engine-config.js';
 export { AUTH_ERROR_CODES, AuthError, type AuthErrorCode, isAuthError } from './errors.js';
-export type { FetchLike } from './http-fetch.js';
 export {
   ALGORITHMS,
   type IssuerConfig,
@@ -31,10 +30,11 @@ export {
   KeysSchema,
   RoleMappingSchema,
 } from './issuer-config.js';
-export type { KeySourceStatus } from './key-source.js';
+export type { FetchLike } from './keys/http-fetch.js';
+export type { KeySourceStatus } from './keys/key-source.js';
 export type { AuthLogger } from './logger.js';
-export { normalizePath, PathRejection } from './path.js';
-export { CompiledPolicy } from './policy.js';
+export { CompiledPolicy } from './policy/compiled-policy.js';
+export { normalizePath, PathRejection } from './policy/path.js';
 export {
   type PolicyConfig,
   type PolicyConfigInput,
@@ -42,9 +42,9 @@ export {
   PrefectPresetSchema,
   type RuleConfigInput,
   RuleSchema,
-} from './policy-config.js';
+} from './policy/policy-config.js';
+export { ANONYMOUS_ROLE, BUILTIN_ROLES } from './policy/role-model.js';
 export { type DecisionStatus, isReason, REASONS, type Reason, STATUS_BY_REASON } from './reasons.js';
-export { ANONYMOUS_ROLE, BUILTIN_ROLES } from './role-model.js';
 export type { AuthzStats, IssuerStatus } from './stats.js';
 export {
   CLAIM_VAR_PREFIX,

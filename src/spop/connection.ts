@@ -12,7 +12,6 @@
  */
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Logger } from 'pino';
 import type { Action } from './actions.js';
 import { FrameFlag, FrameType, Status, VarScope } from './constants.js';
 import { decodeKvList, FrameHeader, readFrameHeader } from './decode.js';
@@ -21,6 +20,7 @@ import { HandlerTimeoutError, invalid, SpopError, SpopErrorCode } from './errors
 import { FrameWriter } from './frame-writer.js';
 import { Framer } from './framer.js';
 import { negotiateHello } from './hello.js';
+import type { SpopLogger } from './logger.js';
 import { decodeNotifyPayload } from './notify.js';
 import { PendingAck, PendingAcks } from './pending-acks.js';
 import { Reader } from './reader.js';
@@ -66,7 +66,7 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 
 export class Connection {
   readonly id: number;
-  readonly logger: Logger;
+  readonly logger: SpopLogger;
   private readonly socket: Socket;
   private readonly host: ConnectionHost;
   private readonly ctx: NotifyContext;
@@ -91,7 +91,7 @@ export class Connection {
   private readonly flushBound: () => void;
   private readonly handlerTimerBound: () => void;
 
-  constructor(id: number, socket: Socket, host: ConnectionHost, logger: Logger) {
+  constructor(id: number, socket: Socket, host: ConnectionHost, logger: SpopLogger) {
     this.id = id;
     this.socket = socket;
     this.host = host;

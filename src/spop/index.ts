@@ -39,7 +39,9 @@ export { AgentError, HandlerTimeoutError, SpopError, SpopErrorCode } from './err
 export { compileActions, FrameWriter } from './frame-writer.js';
 export { Framer } from './framer.js';
 export { type HelloResult, negotiateHello } from './hello.js';
+export { type SpopLogger, silentSpopLogger } from './logger.js';
 export { Notify, type NotifyArg, NotifyMessage } from './notify.js';
+export { Reader } from './reader.js';
 export {
   type HandlerFailure,
   type HandlerResult,

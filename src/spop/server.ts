@@ -9,11 +9,11 @@
  * ```
  */
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
-import { type Logger, pino } from 'pino';
 import type { Action } from './actions.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { DEFAULT_MAX_FRAME_SIZE, MIN_MAX_FRAME_SIZE, Status } from './constants.js';
 import { encodeAgentDisconnect } from './encode.js';
+import { type SpopLogger, silentSpopLogger } from './logger.js';
 import type { NotifyHandler, SpopEvent, SpopStats } from './types.js';
 
 export type {
@@ -38,8 +38,8 @@ export interface SpopServerOptions {
   idleTimeoutMs?: number;
   /** Default 1 000. */
   handlerTimeoutMs?: number;
-  /** Default: a silent pino logger. One child `{ conn: id }` per connection. */
-  logger?: Logger;
+  /** Default: silent. A pino Logger fits. One child `{ conn: id }` per connection. */
+  logger?: SpopLogger;
   /** Metrics hook, called synchronously. */
   onEvent?: (event: SpopEvent) => void;
 }
@@ -56,7 +56,7 @@ export class SpopServer {
   /** Live counters (mutated in place). */
   readonly stats: SpopStats;
   private readonly host: ConnectionHost & { handler: NotifyHandler };
-  private readonly logger: Logger;
+  private readonly logger: SpopLogger;
   /** Connections over this are sent AGENT-DISCONNECT 13 and closed. */
   readonly maxConnections: number;
   private readonly server: Server;
@@ -68,7 +68,7 @@ export class SpopServer {
 
   constructor(options: SpopServerOptions) {
     if (typeof options.handler !== 'function') throw new TypeError('handler must be a function');
-    this.logger = options.logger ?? pino({ level: 'silent' });
+    this.logger = options.logger ?? silentSpopLogger;
     this.maxConnections = positiveInt('maxConnections', options.maxConnections ?? 1024, 1);
     this.stats = {
       connections: 0,

@@ -1,13 +1,13 @@
 /** Public types shared by the server and its connections. */
-import type { Logger } from 'pino';
 import type { Action } from './actions.js';
 import type { ActionList } from './encoded-action.js';
+import type { SpopLogger } from './logger.js';
 import type { Notify } from './notify.js';
 
 /** Per-NOTIFY context: which connection it came on and that connection's child logger. */
 export interface NotifyContext {
   readonly connectionId: number;
-  readonly logger: Logger;
+  readonly logger: SpopLogger;
 }
 
 /**
