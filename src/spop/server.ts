@@ -57,7 +57,8 @@ export class SpopServer {
   readonly stats: SpopStats;
   private readonly host: ConnectionHost & { handler: NotifyHandler };
   private readonly logger: SpopLogger;
-  private readonly maxConnections: number;
+  /** Connections over this are sent AGENT-DISCONNECT 13 and closed. */
+  readonly maxConnections: number;
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
   private readonly rejected = new Set<Socket>();
@@ -69,7 +70,14 @@ export class SpopServer {
     if (typeof options.handler !== 'function') throw new TypeError('handler must be a function');
     this.logger = options.logger ?? silentSpopLogger;
     this.maxConnections = positiveInt('maxConnections', options.maxConnections ?? 1024, 1);
-    this.stats = { connections: 0, notifies: 0, acks: 0, handlerErrors: 0, disconnectsByStatus: {} };
+    this.stats = {
+      connections: 0,
+      notifies: 0,
+      acks: 0,
+      handlerErrors: 0,
+      handlerErrorsByReason: {},
+      disconnectsByStatus: {},
+    };
     const server = this;
     this.host = {
       handler: options.handler,

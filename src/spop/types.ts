@@ -63,6 +63,8 @@ export interface SpopStats {
   notifies: number;
   acks: number;
   handlerErrors: number;
+  /** The same NOTIFYs, by why the handler failed (`timeout`: `handlerTimeoutMs` passed). */
+  handlerErrorsByReason: Partial<Record<HandlerFailure, number>>;
   /** AGENT-DISCONNECT frames sent, by status code. */
   disconnectsByStatus: Record<number, number>;
 }
