@@ -8,13 +8,14 @@
  *   load             load-test an agent over SPOP, as HAProxy would
  * Exit codes: 0 ok, 1 failure at run time, 2 usage or config error.
  */
-import { parseArgs } from 'node:util';
 import { runCheck } from './commands/check.js';
 import { runExplain } from './commands/explain.js';
 import { runLoad } from './commands/load.js';
+import { parseCli } from './commands/options.js';
 import { runServe } from './commands/serve.js';
 import { runToken } from './commands/token.js';
 import { ConfigError, formatIssue } from './config/errors.js';
+import { UsageError } from './errors.js';
 import { ListenError } from './runtime.js';
 
 export const USAGE = `usage: spoe-authz [command] [options]
@@ -77,65 +78,10 @@ load:
   exit status 1 when any decision, ACK or connection was wrong or missing
 `;
 
-const options = {
-  config: { type: 'string', short: 'c' },
-  help: { type: 'boolean', short: 'h' },
-  listen: { type: 'string' },
-  'metrics-listen': { type: 'string' },
-  'log-level': { type: 'string' },
-  workers: { type: 'string' },
-  'spoe-conf': { type: 'string' },
-  method: { type: 'string' },
-  path: { type: 'string' },
-  query: { type: 'string' },
-  host: { type: 'string' },
-  src: { type: 'string' },
-  'prefect-ui': { type: 'boolean' },
-  token: { type: 'string' },
-  authorization: { type: 'string' },
-  cookie: { type: 'string' },
-  'token-header': { type: 'string' },
-  json: { type: 'boolean' },
-  verbose: { type: 'boolean', short: 'v' },
-  sub: { type: 'string' },
-  roles: { type: 'string' },
-  scope: { type: 'string' },
-  ttl: { type: 'string' },
-  aud: { type: 'string' },
-  claim: { type: 'string', multiple: true },
-  target: { type: 'string' },
-  'allow-remote': { type: 'boolean' },
-  'spawn-agent': { type: 'boolean' },
-  'agent-node-options': { type: 'string' },
-  'agent-pid': { type: 'string' },
-  connections: { type: 'string' },
-  pipeline: { type: 'string' },
-  rate: { type: 'string' },
-  pacing: { type: 'string' },
-  'generator-gc': { type: 'string' },
-  'batch-us': { type: 'string' },
-  duration: { type: 'string' },
-  requests: { type: 'string' },
-  warmup: { type: 'string' },
-  timeout: { type: 'string' },
-  tokens: { type: 'string' },
-  'invalid-share': { type: 'string' },
-  alg: { type: 'string' },
-  'token-file': { type: 'string' },
-  ids: { type: 'string' },
-  quiet: { type: 'boolean', short: 'q' },
-} as const;
-
-export type CliValues = ReturnType<typeof parse>['values'];
-
-function parse(argv: string[]) {
-  return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-}
-
 export async function main(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
+  let parsed: ReturnType<typeof parseCli>;
   try {
-    parsed = parse(argv);
+    parsed = parseCli(argv);
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
     return 2;
@@ -183,10 +129,6 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-}
-
-export class UsageError extends Error {
-  override name = 'UsageError';
 }
 
 // Run when executed as the entry point (not when imported by tests).

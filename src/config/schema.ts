@@ -4,9 +4,12 @@
  * jwksCacheDir, policy), all at the top level. Every default is the production default.
  */
 import { z } from 'zod';
-import { AUDIT_MODES } from '../agent/audit.js';
 import { LIMIT_POLICIES } from '../spop/index.js';
 import { parseListenAddress } from './listen-address.js';
+
+/** One audit line per decision (`all`), per deny (`deny`), or none. */
+export const AUDIT_MODES = ['all', 'deny', 'off'] as const;
+export type AuditMode = (typeof AUDIT_MODES)[number];
 
 const LISTEN = z.string().superRefine((value, ctx) => {
   const parsed = parseListenAddress(value);

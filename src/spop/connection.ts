@@ -521,7 +521,9 @@ export class Connection {
     sid: number | bigint,
     fid: number | bigint,
   ): void {
-    this.host.stats.handlerErrors++;
+    const stats = this.host.stats;
+    stats.handlerErrors++;
+    stats.handlerErrorsByReason[reason] = (stats.handlerErrorsByReason[reason] ?? 0) + 1;
     this.logger.warn(
       { err, reason, streamId: String(sid), frameId: String(fid) },
       'NOTIFY handler failed; answering with fallback actions',

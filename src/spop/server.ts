@@ -78,7 +78,8 @@ export class SpopServer {
   readonly stats: SpopStats;
   private readonly host: ConnectionHost & { handler: NotifyHandler };
   private readonly logger: SpopLogger;
-  private readonly maxConnections: number;
+  /** Open connections at most; a new one over it follows `limitPolicy`. */
+  readonly maxConnections: number;
   private readonly limitPolicy: LimitPolicy;
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
@@ -100,6 +101,7 @@ export class SpopServer {
       notifies: 0,
       acks: 0,
       handlerErrors: 0,
+      handlerErrorsByReason: {},
       evictions: 0,
       disconnectsByStatus: {},
     };

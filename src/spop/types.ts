@@ -65,6 +65,8 @@ export interface SpopStats {
   notifies: number;
   acks: number;
   handlerErrors: number;
+  /** The same NOTIFYs, by why the handler failed (`timeout`: `handlerTimeoutMs` passed). */
+  handlerErrorsByReason: Partial<Record<HandlerFailure, number>>;
   /** Connections closed to make room at `maxConnections` (see `limitPolicy`). */
   evictions: number;
   /** AGENT-DISCONNECT frames sent, by status code. */

@@ -40,7 +40,7 @@ describe('NotifyEncoder', () => {
   it('types the args like HAProxy 2.6 does (capture notify-create-flow-run)', () => {
     const capture = JSON.parse(
       readFileSync(
-        new URL('../../../shared/fixtures/spop/haproxy-2.6/notify-create-flow-run.json', import.meta.url),
+        new URL('../fixtures/spop/haproxy-2.6/notify-create-flow-run.json', import.meta.url),
         'utf8',
       ),
     ) as { messages: { args: { name: string; type: string }[] }[] };

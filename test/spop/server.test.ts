@@ -485,6 +485,7 @@ describe('handler failures: exactly one fallback ACK', () => {
     const ack = expectAck(await c.next(), 11, 2);
     expect(tagOf(ack)).toBe(message);
     expect(server.stats.handlerErrors).toBe(1);
+    expect(server.stats.handlerErrorsByReason).toEqual({ [reason]: 1 });
     expect(
       events.filter((e) => e.type === 'handler-error').map((e) => e.type === 'handler-error' && e.reason),
     ).toEqual([reason]);
@@ -509,7 +510,12 @@ describe('handler failures: exactly one fallback ACK', () => {
     late.resolve([tag('late')]);
     c.sendNotify(3, 1, 'm'); // times out too, proving nothing else was sent for sid 1
     expect(tagOf(expectAck(await c.next(), 3, 1))).toBe('timeout');
-    expect(server.stats).toMatchObject({ notifies: 2, acks: 2, handlerErrors: 2 });
+    expect(server.stats).toMatchObject({
+      notifies: 2,
+      acks: 2,
+      handlerErrors: 2,
+      handlerErrorsByReason: { timeout: 2 },
+    });
   });
 
   it('timeouts of many in-flight NOTIFYs fire for each, in order', async () => {
