@@ -14,7 +14,7 @@ import { removeStaleSocket, SocketPathInUse } from '../stale-socket.js';
 import type { CliValues } from './options.js';
 
 /** How long a graceful stop may take before what is left is destroyed. */
-const STOP_DEADLINE_MS = 10_000;
+export const STOP_DEADLINE_MS = 10_000;
 
 export function cliOverrides(values: CliValues): Record<string, unknown> {
   const o: Record<string, unknown> = {};

@@ -1,5 +1,5 @@
 /** Public API of the SPOP 2.0 protocol layer (agent side). Knows nothing of auth or config. */
-export { type Action, setVar, unsetVar } from './actions.js';
+export type { Action } from './actions.js';
 export { NOOP_VAR } from './connection.js';
 export {
   ActionType,
@@ -45,6 +45,8 @@ export { Reader } from './reader.js';
 export {
   type HandlerFailure,
   type HandlerResult,
+  LIMIT_POLICIES,
+  type LimitPolicy,
   type NotifyContext,
   type NotifyHandler,
   type SpopEvent,
