@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { ApiKeysSchema } from './apikeys/apikeys-config.js';
+import { RESERVED_ISS } from './apikeys/reserved-iss.js';
 import { AuthError } from './errors.js';
 import { IssuerSchema } from './issuer-config.js';
 import { PolicySchema } from './policy/policy-config.js';
@@ -54,6 +56,8 @@ export const AuthzConfigSchema = z
     forwardClaims: z.array(ForwardClaimSchema).default([]),
     /** Directory for last-good JWKS per remote issuer (`<id>.jwks.json`), read at start. */
     jwksCacheDir: z.string().min(1).optional(),
+    /** API keys and Prefect auth strings from a keys file (src/auth/apikeys/). */
+    apiKeys: ApiKeysSchema.optional(),
     policy: PolicySchema.prefault({}),
   })
   .superRefine((config, ctx) => {
@@ -67,6 +71,13 @@ export const AuthzConfigSchema = z
       }
       ids.add(issuer.id);
       isses.add(issuer.issuer);
+      if (config.apiKeys !== undefined && RESERVED_ISS.includes(issuer.issuer)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['issuers', i, 'issuer'],
+          message: `"${issuer.issuer}" is the iss of credentials from apiKeys.file`,
+        });
+      }
     });
     const names = new Set<string>();
     config.forwardClaims.forEach((claim, i) => {
