@@ -87,7 +87,7 @@ export class AuthzEngine {
     };
     this.issuers = config.issuers.map((issuer) => new CompiledIssuer(issuer, keyDeps));
     const forward = config.forwardClaims.map((spec) => ({ ...spec, path: compileClaimPath(spec.claim) }));
-    this.verifier = new TokenVerifier(this.issuers, forward);
+    this.verifier = new TokenVerifier(this.issuers, forward, { verifier: config.verifier });
     this.cache = new TokenCache({
       maxEntries: config.cache.maxEntries,
       maxTtlMs: config.cache.maxTtlSeconds * 1000,

@@ -16,9 +16,9 @@ import {
   updateKeysFile,
 } from '../auth/apikeys/keys-file.js';
 import { CompiledPolicy } from '../auth/index.js';
-import type { CliValues } from '../cli.js';
-import { UsageError } from '../cli.js';
 import { type AgentConfig, loadConfig } from '../config/load.js';
+import { UsageError } from '../errors.js';
+import type { CliValues } from './options.js';
 
 /** Length of a generated auth-string password (base62, ~190 bits). */
 const PASSWORD_LENGTH = 32;
