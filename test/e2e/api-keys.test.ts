@@ -181,6 +181,9 @@ describeHaproxy('API keys and auth strings through HAProxy', () => {
     expect(metrics).toMatch(
       /spoe_authz_decisions_total\{status="401",reason="bad_credentials",tag=""\} [1-9]/,
     );
+    expect(metrics).toMatch(/spoe_authz_api_keys\{type="api-key"\} 2\n/);
+    expect(metrics).toMatch(/spoe_authz_api_keys\{type="auth-string"\} 1\n/);
+    expect(metrics).toMatch(/spoe_authz_auth_string_hashes_total\{result="computed"\} [1-9]/);
   });
 
   it('expiry applies on the clock, with no reload (the key was valid when made)', async () => {
