@@ -234,6 +234,12 @@ export class AgentMetrics {
       },
     );
     engineCounter(
+      'spop_connections_evicted_total',
+      'SPOP connections closed (AGENT-DISCONNECT 13) to make room for a new one at spop.maxConnections',
+      [],
+      (c) => c.inc(spop.stats.evictions),
+    );
+    engineCounter(
       'spop_disconnects_total',
       'AGENT-DISCONNECT frames sent by status code',
       ['status'],
