@@ -214,6 +214,30 @@ describe('API keys and auth strings (keys file)', () => {
     expect(e.stats().credentials).toMatchObject({ hashes: 2, hashesRefused: 1 });
   });
 
+  it('a flood of wrong passwords is refused at the bound while keys and remembered auth strings answer at once', async () => {
+    const { id, key } = newApiKey();
+    write([
+      entry({ id, type: 'api-key', sub: 'k', hash: hashApiKey(key) }),
+      entry({ type: 'auth-string', user: 'worker', sub: 'w', hash: await hashPassword('right', TEST_COST) }),
+    ]);
+    const e = engine({ apiKeys: { file, maxConcurrentHashes: 2, maxQueuedHashes: 4 } });
+    expect((await decide(e, 'POST', POLL, basic('worker:right'))).reason).toBe('ok');
+    const flood = Array.from({ length: 200 }, (_, i) =>
+      e.decide(request('POST', POLL, { authorization: basic(`worker:guess-${i}`) })),
+    );
+    // Only the bound's worth is pending; the rest got their answer without waiting.
+    const pending = flood.filter((d) => d instanceof Promise);
+    expect(pending).toHaveLength(6);
+    expect(flood.filter((d) => !(d instanceof Promise) && d.reason === 'credentials_busy')).toHaveLength(194);
+    // Meanwhile, a key and the remembered auth string are decided synchronously.
+    const k = e.decide(request('POST', POLL, { authorization: `Bearer ${key}` }));
+    const w = e.decide(request('POST', POLL, { authorization: basic('worker:right') }));
+    expect(k).toMatchObject({ allow: true, sub: 'k' });
+    expect(w).toMatchObject({ allow: true, sub: 'w', cache: 'hit' });
+    expect((await Promise.all(pending)).every((d) => d.reason === 'bad_credentials')).toBe(true);
+    expect(e.stats().credentials).toMatchObject({ hashes: 7, hashesRefused: 194 });
+  });
+
   it('start-up: a keys file problem is config_invalid on apiKeys.file, naming the field in the file', () => {
     const { id, key } = newApiKey();
     write([entry({ id, type: 'api-key', sub: 'w', hash: hashApiKey(key), roles: ['wroker'] })]);
