@@ -17,6 +17,10 @@ export const REASONS = [
   'body_missing',
   'body_too_large',
   'body_invalid',
+  // Credentials from the keys file (src/auth/apikeys/): no match, revoked, hashing at capacity.
+  'bad_credentials',
+  'revoked',
+  'credentials_busy',
 ] as const;
 
 export type Reason = (typeof REASONS)[number];
@@ -47,6 +51,9 @@ export const STATUS_BY_REASON: Readonly<Record<Reason, DecisionStatus>> = {
   body_missing: 403,
   body_too_large: 403,
   body_invalid: 403,
+  bad_credentials: 401,
+  revoked: 401,
+  credentials_busy: 503,
 };
 
 /** Token failures worth remembering briefly: retrying them cannot succeed within seconds. */
