@@ -88,7 +88,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { values, positionals } = parsed;
   if (values.help) {
-    process.stdout.write(USAGE);
+    process.stdout.write(positionals[0] === undefined ? USAGE : commandUsage(positionals[0]));
     return 0;
   }
   const command = positionals[0] ?? 'serve';
@@ -132,6 +132,15 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 // Run when executed as the entry point (not when imported by tests).
+/** `spoe-authz <command> --help`: the usage line, the common options and that command's section. */
+export function commandUsage(command: string): string {
+  const sections = USAGE.split(/\n(?=[a-z -]+:\n)/);
+  const own = sections.find((s) => s.startsWith(`${command}:\n`));
+  if (own === undefined) return USAGE;
+  const common = sections.find((s) => s.startsWith('common options:\n')) ?? '';
+  return `usage: spoe-authz ${command} [options]\n\n${own.trimEnd()}\n\n${common.trimEnd()}\n`;
+}
+
 const entry = process.argv[1] ?? '';
 if (entry.endsWith('/cli.js') || entry.endsWith('/cli.ts')) {
   main(process.argv.slice(2)).then(

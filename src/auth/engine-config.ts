@@ -3,6 +3,7 @@ import { CLAIM_NAME_PATTERN, MAX_CLAIM_NAME_BYTES } from '../var-names.js';
 import { AuthError } from './errors.js';
 import { IssuerSchema } from './issuer-config.js';
 import { PolicySchema } from './policy/policy-config.js';
+import { VERIFIER_MODES } from './verify/verifier.js';
 
 export const TokenSourcesSchema = z.strictObject({
   /** `Authorization: Bearer <token>` (scheme case-insensitive). */
@@ -54,6 +55,11 @@ export const AuthzConfigSchema = z
     forwardClaims: z.array(ForwardClaimSchema).default([]),
     /** Directory for last-good JWKS per remote issuer (`<id>.jwks.json`), read at start. */
     jwksCacheDir: z.string().min(1).optional(),
+    /**
+     * `fast`: node:crypto on prepared keys where jose would decide the same (verifier.ts);
+     * `jose`: every token through jose's jwtVerify and jose's own key selection.
+     */
+    verifier: z.enum(VERIFIER_MODES).default('fast'),
     policy: PolicySchema.prefault({}),
   })
   .superRefine((config, ctx) => {

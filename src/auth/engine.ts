@@ -73,6 +73,7 @@ export class AuthzEngine {
     this.verifier = new TokenVerifier(
       this.issuers,
       config.forwardClaims.map((spec) => ({ ...spec, path: compileClaimPath(spec.claim) })),
+      { verifier: config.verifier },
     );
     this.cache = new TokenCache({
       maxEntries: config.cache.maxEntries,

@@ -45,6 +45,8 @@ export { Reader } from './reader.js';
 export {
   type HandlerFailure,
   type HandlerResult,
+  LIMIT_POLICIES,
+  type LimitPolicy,
   type NotifyContext,
   type NotifyHandler,
   type SpopEvent,

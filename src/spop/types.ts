@@ -28,6 +28,8 @@ export type HandlerFailure = 'throw' | 'reject' | 'timeout' | 'invalid-result';
 export type SpopEvent =
   | { readonly type: 'connection-open'; readonly connectionId: number }
   | { readonly type: 'connection-rejected'; readonly reason: 'max-connections' }
+  /** Closed with AGENT-DISCONNECT 13 to make room for a new connection (`limitPolicy`). */
+  | { readonly type: 'connection-evicted'; readonly connectionId: number; readonly handshaking: boolean }
   | { readonly type: 'connection-close'; readonly connectionId: number }
   | {
       readonly type: 'hello';
@@ -65,6 +67,8 @@ export interface SpopStats {
   handlerErrors: number;
   /** The same NOTIFYs, by why the handler failed (`timeout`: `handlerTimeoutMs` passed). */
   handlerErrorsByReason: Partial<Record<HandlerFailure, number>>;
+  /** Connections closed to make room at `maxConnections` (see `limitPolicy`). */
+  evictions: number;
   /** AGENT-DISCONNECT frames sent, by status code. */
   disconnectsByStatus: Record<number, number>;
 }

@@ -817,10 +817,10 @@ describe('closing', () => {
 });
 
 describe('limits and options', () => {
-  it('maxConnections: extra connections get AGENT-DISCONNECT 13 and are closed', async () => {
+  it('maxConnections, limitPolicy refuse: extra connections get AGENT-DISCONNECT 13 and are closed', async () => {
     const warnings: { msg: string }[] = [];
     const logger = pino({ level: 'warn' }, { write: (l: string) => warnings.push(JSON.parse(l)) });
-    const { port, server } = await start({ maxConnections: 2, logger });
+    const { port, server } = await start({ maxConnections: 2, limitPolicy: 'refuse', logger });
     const a = await ready(port);
     const b = await ready(port);
     const c = await client(port);
