@@ -161,12 +161,16 @@ describe('dashboard and alerting rules against a real agent', () => {
     expect(await authorize(agent.spopPort, unknownKid)).toMatchObject({ allow: false, status: 503 });
     idp.setMode('error');
     await agent.waitForLog((r) => /fetch/i.test(String(r.msg)) && r.level === 40, { timeoutMs: 10_000 });
+    // The closed connections above must be gone on the agent's side before filling it up.
+    const metrics = () => httpRequest(`http://127.0.0.1:${agent.metricsPort}/metrics`);
+    for (let i = 0; i < 100 && !/^spoe_authz_spop_connections 0$/m.test((await metrics()).body); i++)
+      await new Promise((r) => setTimeout(r, 50));
     const held = [await SpopTestClient.connect(agent.spopPort), await SpopTestClient.connect(agent.spopPort)];
     for (const c of held) await c.hello({ capabilities: 'pipelining' });
     const refused = await SpopTestClient.connect(agent.spopPort);
     expect((await refused.next()).type).toBe(FrameType.AGENT_DISCONNECT);
     for (const c of [...held, refused]) c.socket.destroy();
-    const res = await httpRequest(`http://127.0.0.1:${agent.metricsPort}/metrics`);
+    const res = await metrics();
     expect(res.status).toBe(200);
     exposition = parseExposition(res.body);
   }, 60_000);
