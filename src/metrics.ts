@@ -203,6 +203,18 @@ export class AgentMetrics {
       },
     );
     engineCounter(
+      'spop_evictions_total',
+      'Idle or handshaking connections closed (AGENT-DISCONNECT 13) to make room at spop.maxConnections',
+      [],
+      (c) => c.inc(spop.stats.evictions),
+    );
+    engineCounter(
+      'spop_connections_refused_total',
+      'New connections closed (AGENT-DISCONNECT 13) at spop.maxConnections: every connection was busy',
+      [],
+      (c) => c.inc(spop.stats.refused),
+    );
+    engineCounter(
       'spop_disconnects_total',
       'AGENT-DISCONNECT frames sent by status code',
       ['status'],

@@ -138,7 +138,7 @@ describe('dashboard and alerting rules against a real agent', () => {
     agent = await startAgent({
       config: {
         devIssuer: true,
-        spop: { handlerTimeoutMs: 200, maxConnections: 2 },
+        spop: { handlerTimeoutMs: 200, maxConnections: 2, limitPolicy: 'refuse' },
         issuers: [
           {
             id: 'idp',
@@ -152,7 +152,7 @@ describe('dashboard and alerting rules against a real agent', () => {
     });
     // Drive every series the rules and the dashboard read: decisions and their latency, a
     // JWKS fetch that worked and one that failed, a handler timeout (a kid-miss refetch that
-    // hangs), and a connection over spop.maxConnections.
+    // hangs), and a connection refused at spop.maxConnections.
     const viewer = await mintDevToken({ sub: 'mo-monitoring', roles: ['viewer'] });
     expect(await authorize(agent.spopPort, viewer)).toMatchObject({ allow: true });
     idp.setMode('hang');
@@ -192,6 +192,8 @@ describe('dashboard and alerting rules against a real agent', () => {
       'spoe_authz_spop_connections',
       'spoe_authz_spop_max_connections',
       'spoe_authz_spop_disconnects_total',
+      'spoe_authz_spop_connections_refused_total',
+      'spoe_authz_spop_evictions_total',
     ])
       expect(used, m).toContain(m);
     const missing = [...used].filter((m) => !(m in SYNTHETIC) && !exposition.samples.has(m));
