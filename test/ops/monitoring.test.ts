@@ -193,7 +193,7 @@ describe('dashboard and alerting rules against a real agent', () => {
       'spoe_authz_spop_max_connections',
       'spoe_authz_spop_disconnects_total',
       'spoe_authz_spop_connections_refused_total',
-      'spoe_authz_spop_evictions_total',
+      'spoe_authz_spop_connections_evicted_total',
     ])
       expect(used, m).toContain(m);
     const missing = [...used].filter((m) => !(m in SYNTHETIC) && !exposition.samples.has(m));
