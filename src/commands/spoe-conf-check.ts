@@ -7,7 +7,7 @@
  * `register-var-names`.
  */
 import { readFileSync } from 'node:fs';
-import { ARG, AUTHORIZE_MESSAGE } from '../agent/request.js';
+import { ARG, AUTHORIZE_BODY_MESSAGE, AUTHORIZE_MESSAGE } from '../agent/request.js';
 import {
   CLAIM_VAR_PREFIX,
   HAPROXY_VAR_NAME_MAX_BYTES,
@@ -109,6 +109,14 @@ export function checkSpoeText(text: string, claimNames: readonly string[]): Spoe
     }
   }
   if (agentName !== null) warnings.push(...lineDifferences(timeouts, pipelining, ignored));
+  // The body variant (spoe-group authorize-body, sent by `http-request send-spoe-group`).
+  const bodyMsg = messages.get(AUTHORIZE_BODY_MESSAGE);
+  if (bodyMsg !== undefined) {
+    for (const a of [...REQUIRED_ARGS, ARG.body, ARG.bodySize])
+      if (!bodyMsg.args.includes(a)) errors.push(`message ${AUTHORIZE_BODY_MESSAGE} lacks arg ${a}=`);
+    if (!TOKEN_ARGS.some((a) => bodyMsg.args.includes(a)))
+      errors.push(`message ${AUTHORIZE_BODY_MESSAGE} sends no token`);
+  }
   const effectivePrefix = prefix ?? agentName ?? '';
   if (!/^[A-Za-z0-9_.]+$/.test(effectivePrefix))
     errors.push(`var-prefix "${effectivePrefix}" is not [a-zA-Z0-9_.]`);
