@@ -164,6 +164,19 @@ describeHaproxy('API keys and auth strings through HAProxy', () => {
     });
     withBasic.socket?.destroy();
     expect(withBasic.status).toBe(101);
+    // The worker channel (3.7+) always uses the subprotocol; the key's work pool applies.
+    const channel = await upgrade(hap, '/api/work_pools/prod/workers/connect', {
+      authorization: `Bearer ${workerKey}`,
+      'sec-websocket-protocol': 'prefect',
+    });
+    channel.socket?.destroy();
+    expect(channel.status).toBe(101);
+    const elsewhere = await upgrade(hap, '/api/work_pools/staging/workers/connect', {
+      authorization: `Bearer ${workerKey}`,
+      'sec-websocket-protocol': 'prefect',
+    });
+    elsewhere.socket?.destroy();
+    expect(elsewhere.status).toBe(403);
     const none = await upgrade(hap, '/api/events/in', {});
     none.socket?.destroy();
     expect(none.status).toBe(401);
