@@ -242,6 +242,12 @@ export class AgentMetrics {
       (c) => c.inc(spop.stats.evictions),
     );
     engineCounter(
+      'spop_connections_refused_total',
+      'New connections closed (AGENT-DISCONNECT 13) at spop.maxConnections: every connection was busy',
+      [],
+      (c) => c.inc(spop.stats.refused),
+    );
+    engineCounter(
       'spop_disconnects_total',
       'AGENT-DISCONNECT frames sent by status code',
       ['status'],
