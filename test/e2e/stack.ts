@@ -37,6 +37,8 @@ export interface ShippedHaproxyEnv {
   RATE_LIMIT_WORKER_POLL?: string;
   ADMIN_SOCKET?: string;
   STATS_BIND?: string;
+  /** spoe-agent.conf: `timeout processing` (default 1500ms). */
+  SPOE_TIMEOUT_PROCESSING?: string;
 }
 
 /**
@@ -84,7 +86,12 @@ export async function startShippedHaproxy(opts: {
     ADMIN_SOCKET: 'unix@admin.sock',
     ...opts.env,
   };
-  const unset = { SPOE_AGENT2: undefined, STATS_BIND: undefined, RATE_LIMIT_USER: undefined };
+  const unset = {
+    SPOE_AGENT2: undefined,
+    STATS_BIND: undefined,
+    RATE_LIMIT_USER: undefined,
+    SPOE_TIMEOUT_PROCESSING: undefined,
+  };
   return withEnv({ ...unset, ...env }, () =>
     startHaproxy({
       cfg: SHIPPED_HAPROXY_CFG,
