@@ -18,7 +18,10 @@ const { describeHaproxy } = requireHaproxy();
 const NAME = 'agents.spoe-authz.test';
 const RATE_LIMIT = 10;
 
-describeHaproxy('scale-out: agents from DNS, two HAProxy nodes sharing rate limits', () => {
+describeHaproxy('scale-out: agents from DNS, two HAProxy nodes sharing rate limits', (v) => {
+  // 3.1+ (the spop multiplexer) stops using a server's connections once it leaves the rotation;
+  // 2.x keeps using an open agent connection until the agent closes it.
+  const spopMux = v.major > 3 || (v.major === 3 && v.minor >= 1);
   let stub: PrefectStub;
   let dns: DnsServer;
   let spopPort: number;
@@ -174,8 +177,15 @@ describeHaproxy('scale-out: agents from DNS, two HAProxy nodes sharing rate limi
     console.log(
       `scale-out: ${results.length} requests, ${failedClosed.length} failed closed: ${failedClosed.map((r) => r.error).join('; ')}`,
     );
-    // The removed agent left the rotation before it stopped: no request lost its verdict.
-    expect(failedClosed.map((r) => r.error)).toEqual([]);
+    // The removed agents left the rotation before they stopped. On 3.1+ no request lost its
+    // verdict. 2.x still sends on a stopping agent's open connection: the request whose NOTIFY
+    // crosses its AGENT-DISCONNECT (status 0: spoe-error 256) fails closed, at most one per
+    // stopped agent and node.
+    if (spopMux) expect(failedClosed.map((r) => r.error)).toEqual([]);
+    else {
+      expect(failedClosed.length).toBeLessThanOrEqual(2 * nodes.length);
+      for (const r of failedClosed) expect(r.error).toBe('agent-unavailable; spoe-error=256');
+    }
     // Every request that reached Prefect carried the identity of its own verdict, and only those.
     for (const r of results) {
       const seen = stub.withHeader('x-test-id', r.testId);
@@ -183,7 +193,7 @@ describeHaproxy('scale-out: agents from DNS, two HAProxy nodes sharing rate limi
       if (r.status === 200) expect(seen[0]!.headers['x-forwarded-user']).toBe(r.sub);
     }
     await untilEveryNode('only the added agent UP', (up) => up.join() === '127.0.0.4');
-  });
+  }, 90_000);
 
   it('a subject has one rate-limit budget across both nodes (peers)', async () => {
     const token = await devToken('rita-rate', ['viewer']);
