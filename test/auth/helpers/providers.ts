@@ -3,12 +3,12 @@
  * signed with test keys, in each provider's encoding (compact JWS, or the AWS ALB's padded
  * base64url), and a fetch that sends each provider's real URLs to one loopback server.
  */
-import { createPrivateKey, sign as cryptoSign, KeyObject } from 'node:crypto';
+import { sign as cryptoSign, KeyObject, type webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as jose from 'jose';
 import { parse as parseYaml } from 'yaml';
 import type { FetchLike } from '../../../src/auth/http-fetch.js';
-import type { TestKey } from './keys.js';
+import { makeKey, type TestKey } from './keys.js';
 
 const FIXTURES = new URL('../../fixtures/providers/', import.meta.url);
 const README = new URL('../../../README.md', import.meta.url);
@@ -129,7 +129,7 @@ function padded(bytes: Buffer): string {
 export function signAlb(shape: TokenShape, key: TestKey): string {
   const h = padded(Buffer.from(JSON.stringify(shape.header)));
   let p = padded(Buffer.from(JSON.stringify(shape.payload)));
-  const privateKey = KeyObject.from(key.privateKey as unknown as globalThis.CryptoKey);
+  const privateKey = KeyObject.from(key.privateKey as unknown as webcrypto.CryptoKey);
   const sig = cryptoSign('sha256', Buffer.from(`${h}.${p}`), { key: privateKey, dsaEncoding: 'ieee-p1363' });
   if (shape.tamper) p = padded(Buffer.from(JSON.stringify({ ...shape.payload, sub: 'someone-else' })));
   return `${h}.${p}.${padded(sig)}`;
@@ -138,16 +138,6 @@ export function signAlb(shape: TokenShape, key: TestKey): string {
 /** The SPKI PEM of a test key (the ALB key endpoint's format). */
 export async function publicPem(key: TestKey): Promise<string> {
   return jose.exportSPKI(key.publicKey);
-}
-
-/** A private key as node:crypto holds it (for openssl-free test signing). */
-export function privateKeyObject(key: TestKey): KeyObject {
-  return createPrivateKey({
-    key: KeyObject.from(key.privateKey as unknown as globalThis.CryptoKey).export({
-      format: 'pem',
-      type: 'pkcs8',
-    }),
-  });
 }
 
 /**
@@ -172,4 +162,21 @@ export function loopbackFetch(loopbackOrigin: string, seen?: string[]): FetchLik
 export function loopbackPath(url: string): string {
   const u = new URL(url);
   return `/${u.host}${u.pathname}`;
+}
+
+const pairs = new Map<string, Promise<TestKey>>();
+
+/**
+ * A test key for `alg` under `kid`. One key pair per algorithm is generated per test file and
+ * shared (RSA generation costs about a second on a small machine); each provider still publishes
+ * its own kid and documents.
+ */
+export async function providerKey(alg: 'RS256' | 'ES256' | 'ES384', kid: string): Promise<TestKey> {
+  let pair = pairs.get(alg);
+  if (pair === undefined) {
+    pair = makeKey(alg, 'shared');
+    pairs.set(alg, pair);
+  }
+  const k = await pair;
+  return { ...k, kid, jwk: { ...k.jwk, kid } };
 }
