@@ -10,7 +10,7 @@
  *     with a local JWKS, bare node crypto.verify on a KeyObject (signature only: the floor), and
  *     the engine with 64 decisions in flight. The engine gets its key from a JWKS (as in
  *     production), keeps its token cache on (each round starts with an empty one) and runs the
- *     policy; ordinary tokens take verify.ts's synchronous fast path (the "sync" column counts
+ *     policy; ordinary tokens take verify/verifier.ts's synchronous fast path (the "sync" column counts
  *     decisions that came back without a promise). Goal: engine >= 0.9x bare jwtVerify.
  *     CPU µs/op is process CPU (all threads, so WebCrypto's pool included) per operation; "per
  *     CPU" compares operations per CPU-second. Bare jose spreads each verification over the

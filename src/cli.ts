@@ -8,13 +8,14 @@
  *   load             load-test an agent over SPOP, as HAProxy would
  * Exit codes: 0 ok, 1 failure at run time, 2 usage or config error.
  */
-import { parseArgs } from 'node:util';
 import { runCheck } from './commands/check.js';
 import { runExplain } from './commands/explain.js';
 import { runLoad } from './commands/load.js';
+import { parseCli } from './commands/options.js';
 import { runServe } from './commands/serve.js';
 import { runToken } from './commands/token.js';
 import { ConfigError, formatIssue } from './config/errors.js';
+import { UsageError } from './errors.js';
 import { ListenError } from './runtime.js';
 
 export const USAGE = `usage: spoe-authz [command] [options]
@@ -77,72 +78,17 @@ load:
   exit status 1 when any decision, ACK or connection was wrong or missing
 `;
 
-const options = {
-  config: { type: 'string', short: 'c' },
-  help: { type: 'boolean', short: 'h' },
-  listen: { type: 'string' },
-  'metrics-listen': { type: 'string' },
-  'log-level': { type: 'string' },
-  workers: { type: 'string' },
-  'spoe-conf': { type: 'string' },
-  method: { type: 'string' },
-  path: { type: 'string' },
-  query: { type: 'string' },
-  host: { type: 'string' },
-  src: { type: 'string' },
-  'prefect-ui': { type: 'boolean' },
-  token: { type: 'string' },
-  authorization: { type: 'string' },
-  cookie: { type: 'string' },
-  'token-header': { type: 'string' },
-  json: { type: 'boolean' },
-  verbose: { type: 'boolean', short: 'v' },
-  sub: { type: 'string' },
-  roles: { type: 'string' },
-  scope: { type: 'string' },
-  ttl: { type: 'string' },
-  aud: { type: 'string' },
-  claim: { type: 'string', multiple: true },
-  target: { type: 'string' },
-  'allow-remote': { type: 'boolean' },
-  'spawn-agent': { type: 'boolean' },
-  'agent-node-options': { type: 'string' },
-  'agent-pid': { type: 'string' },
-  connections: { type: 'string' },
-  pipeline: { type: 'string' },
-  rate: { type: 'string' },
-  pacing: { type: 'string' },
-  'generator-gc': { type: 'string' },
-  'batch-us': { type: 'string' },
-  duration: { type: 'string' },
-  requests: { type: 'string' },
-  warmup: { type: 'string' },
-  timeout: { type: 'string' },
-  tokens: { type: 'string' },
-  'invalid-share': { type: 'string' },
-  alg: { type: 'string' },
-  'token-file': { type: 'string' },
-  ids: { type: 'string' },
-  quiet: { type: 'boolean', short: 'q' },
-} as const;
-
-export type CliValues = ReturnType<typeof parse>['values'];
-
-function parse(argv: string[]) {
-  return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-}
-
 export async function main(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
+  let parsed: ReturnType<typeof parseCli>;
   try {
-    parsed = parse(argv);
+    parsed = parseCli(argv);
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
   const { values, positionals } = parsed;
   if (values.help) {
-    process.stdout.write(USAGE);
+    process.stdout.write(positionals[0] === undefined ? USAGE : commandUsage(positionals[0]));
     return 0;
   }
   const command = positionals[0] ?? 'serve';
@@ -185,11 +131,16 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-export class UsageError extends Error {
-  override name = 'UsageError';
+// Run when executed as the entry point (not when imported by tests).
+/** `spoe-authz <command> --help`: the usage line, the common options and that command's section. */
+export function commandUsage(command: string): string {
+  const sections = USAGE.split(/\n(?=[a-z -]+:\n)/);
+  const own = sections.find((s) => s.startsWith(`${command}:\n`));
+  if (own === undefined) return USAGE;
+  const common = sections.find((s) => s.startsWith('common options:\n')) ?? '';
+  return `usage: spoe-authz ${command} [options]\n\n${own.trimEnd()}\n\n${common.trimEnd()}\n`;
 }
 
-// Run when executed as the entry point (not when imported by tests).
 const entry = process.argv[1] ?? '';
 if (entry.endsWith('/cli.js') || entry.endsWith('/cli.ts')) {
   main(process.argv.slice(2)).then(

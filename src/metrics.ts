@@ -191,8 +191,16 @@ export class AgentMetrics {
       c.inc(spop.stats.notifies),
     );
     engineCounter('spop_ack_frames_total', 'ACK frames sent', [], (c) => c.inc(spop.stats.acks));
-    engineCounter('spop_handler_errors_total', 'NOTIFYs answered with the fail-closed ACK', [], (c) =>
-      c.inc(spop.stats.handlerErrors),
+    engineGauge('spop_max_connections', 'SPOP connections accepted before AGENT-DISCONNECT 13', [], (g) =>
+      g.set(spop.maxConnections),
+    );
+    engineCounter(
+      'spop_handler_errors_total',
+      'NOTIFYs answered with the fail-closed ACK, by why (timeout, throw, reject, invalid-result)',
+      ['reason'],
+      (c) => {
+        for (const [reason, n] of Object.entries(spop.stats.handlerErrorsByReason)) c.inc({ reason }, n);
+      },
     );
     engineCounter(
       'spop_disconnects_total',

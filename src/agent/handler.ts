@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { type AuthzRequest, type Decision, makeDecision, NO_CLAIMS } from '../auth/decision.js';
-import { normalizePath } from '../auth/path.js';
+import { normalizePath } from '../auth/policy/path.js';
 import type { HandlerResult, Notify, NotifyContext, NotifyHandler } from '../spop/index.js';
 import { type AuditMode, auditDecision } from './audit.js';
 import { AUTHORIZE_MESSAGE, readAuthorizeArgs } from './request.js';

@@ -1,8 +1,8 @@
 import { z } from 'zod';
+import { CLAIM_NAME_PATTERN, MAX_CLAIM_NAME_BYTES } from '../var-names.js';
 import { AuthError } from './errors.js';
 import { IssuerSchema } from './issuer-config.js';
-import { PolicySchema } from './policy-config.js';
-import { CLAIM_NAME_PATTERN, MAX_CLAIM_NAME_BYTES } from './var-names.js';
+import { PolicySchema } from './policy/policy-config.js';
 
 export const TokenSourcesSchema = z.strictObject({
   /** `Authorization: Bearer <token>` (scheme case-insensitive). */

@@ -3,21 +3,21 @@ import { type AuthzRequest, type CacheOutcome, type Decision, makeDecision, NO_C
 import { DecisionMemo } from './decision-memo.js';
 import { type AuthzConfig, parseAuthzConfig } from './engine-config.js';
 import { AuthError, type AuthErrorIssue } from './errors.js';
-import type { FetchLike } from './http-fetch.js';
 import type { Identity } from './identity.js';
 import { CompiledIssuer } from './issuer.js';
+import type { FetchLike } from './keys/http-fetch.js';
 import { type AuthLogger, silentLogger } from './logger.js';
-import { normalizePath, PathRejection } from './path.js';
-import { pathSegments } from './pattern.js';
-import { CompiledPolicy } from './policy.js';
-import type { PolicyConfigInput } from './policy-config.js';
+import { CompiledPolicy } from './policy/compiled-policy.js';
+import { normalizePath, PathRejection } from './policy/path.js';
+import { pathSegments } from './policy/pattern.js';
+import type { PolicyConfigInput } from './policy/policy-config.js';
+import { ANONYMOUS_ROLE } from './policy/role-model.js';
+import { newMatchContext } from './policy/rule.js';
 import { NEGATIVE_CACHEABLE, type Reason } from './reasons.js';
-import { ANONYMOUS_ROLE } from './role-model.js';
-import { newMatchContext } from './rule.js';
 import { type AuthzStats, Counters, type IssuerStatus } from './stats.js';
 import { EXPIRED, TokenCache, tokenKey } from './token-cache.js';
-import { extractToken, TokenRejection, type TokenSources, tokenSourceOf } from './token-source.js';
-import { TokenVerifier, type VerifyOutcome } from './verify.js';
+import { extractToken, TokenRejection, type TokenSources, tokenSourceOf } from './verify/token-source.js';
+import { TokenVerifier, type VerifyOutcome } from './verify/verifier.js';
 
 export interface AuthzEngineDeps {
   readonly logger?: AuthLogger;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { DEFAULT_ROLE_CLAIMS, DEFAULT_SPACE_DELIMITED } from './roles.js';
-import { keyUrlProblem } from './url-check.js';
+import { keyUrlProblem } from './keys/url-check.js';
+import { DEFAULT_ROLE_CLAIMS, DEFAULT_SPACE_DELIMITED } from './policy/role-mapping.js';
 
 /** Asymmetric JWS algorithms jose v6 verifies with a public key from a JWKS. */
 export const ASYMMETRIC_ALGORITHMS = [

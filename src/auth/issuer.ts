@@ -1,8 +1,8 @@
 import type { JWTVerifyOptions } from 'jose';
 import type { IssuerConfig } from './issuer-config.js';
-import { type KeySource, LocalKeySource, SecretKeySource } from './key-source.js';
-import { RemoteKeySource, type RemoteKeySourceDeps } from './remote-key-source.js';
-import { RoleMapper } from './roles.js';
+import { type KeySource, LocalKeySource, SecretKeySource } from './keys/key-source.js';
+import { RemoteKeySource, type RemoteKeySourceDeps } from './keys/remote-key-source.js';
+import { RoleMapper } from './policy/role-mapping.js';
 
 export function keySourceFor(issuer: IssuerConfig, deps: RemoteKeySourceDeps): KeySource {
   const keys = issuer.keys;

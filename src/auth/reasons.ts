@@ -51,9 +51,3 @@ export const NEGATIVE_CACHEABLE: ReadonlySet<Reason> = new Set<Reason>([
   'bad_claims',
   'unknown_key',
 ]);
-
-const REASON_SET: ReadonlySet<string> = new Set(REASONS);
-
-export function isReason(value: unknown): value is Reason {
-  return typeof value === 'string' && REASON_SET.has(value);
-}

@@ -1,4 +1,4 @@
-import type { KeySourceStatus } from './key-source.js';
+import type { KeySourceStatus } from './keys/key-source.js';
 import { REASONS, type Reason } from './reasons.js';
 
 export interface IssuerStatus extends KeySourceStatus {

@@ -13,6 +13,9 @@ export const ENV_VARS = {
   AUTHZ_AUDIT: 'audit (all, deny, off)',
   AUTHZ_HANDLER_TIMEOUT_MS: 'spop.handlerTimeoutMs',
   AUTHZ_MAX_CONNECTIONS: 'spop.maxConnections',
+  AUTHZ_LIMIT_POLICY: 'spop.limitPolicy (evict-idle, evict-handshaking, refuse)',
+  AUTHZ_HELLO_TIMEOUT_MS: 'spop.helloTimeoutMs',
+  AUTHZ_FRAME_TIMEOUT_MS: 'spop.frameTimeoutMs',
   AUTHZ_SOCKET_MODE: 'spop.socketMode (octal, with a unix: listen address)',
   AUTHZ_JWKS_CACHE_DIR: 'jwksCacheDir (default $STATE_DIRECTORY under systemd)',
   AUTHZ_TOKEN_COOKIE: 'tokens.cookie',
@@ -83,6 +86,13 @@ export function applyEnv(raw: Obj, env: Env): ConfigIssue[] {
   if (timeout !== undefined) sub(raw, 'spop').handlerTimeoutMs = timeout;
   const maxConn = int(env, 'AUTHZ_MAX_CONNECTIONS', issues);
   if (maxConn !== undefined) sub(raw, 'spop').maxConnections = maxConn;
+  set('AUTHZ_LIMIT_POLICY', (v) => {
+    sub(raw, 'spop').limitPolicy = v;
+  });
+  const helloTimeout = int(env, 'AUTHZ_HELLO_TIMEOUT_MS', issues);
+  if (helloTimeout !== undefined) sub(raw, 'spop').helloTimeoutMs = helloTimeout;
+  const frameTimeout = int(env, 'AUTHZ_FRAME_TIMEOUT_MS', issues);
+  if (frameTimeout !== undefined) sub(raw, 'spop').frameTimeoutMs = frameTimeout;
   set('AUTHZ_SOCKET_MODE', (v) => {
     sub(raw, 'spop').socketMode = v;
   });

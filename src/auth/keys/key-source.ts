@@ -1,0 +1,221 @@
+import { createSecretKey, webcrypto } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { type CryptoKey, createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { AuthError } from '../errors.js';
+import { HMAC_MIN_BYTES, type IssuerConfig, type KeysConfig } from '../issuer-config.js';
+import { FastKey } from '../verify/jws.js';
+import { isJwkSet } from './http-fetch.js';
+import { KeyIndex } from './key-index.js';
+
+export interface KeySourceStatus {
+  readonly kind: KeysConfig['type'];
+  /** Keys are available for verification (possibly stale ones). */
+  readonly ready: boolean;
+  /** Last fetch attempt succeeded (true), failed (false); null if never tried or no provider. */
+  readonly providerUp: boolean | null;
+  /** Where the current keys came from. */
+  readonly origin: 'config' | 'network' | 'persisted' | 'none';
+  readonly url: string | null;
+  readonly keyCount: number;
+  readonly fetches: number;
+  readonly failures: number;
+  readonly lastSuccessAgeMs: number | null;
+  readonly lastError: string | null;
+}
+
+/** Where an issuer's verification keys come from. */
+export interface KeySource {
+  readonly kind: KeysConfig['type'];
+  /** jose key resolver: (protectedHeader, token) -> key. */
+  readonly getKey: JWTVerifyGetKey;
+  /**
+   * The key for (alg, kid) when known without any work, else undefined (then use getKey).
+   * Handing jwtVerify the key itself rather than a resolver is measurably faster.
+   */
+  keyFor(alg: unknown, kid: unknown): CryptoKey | undefined;
+  /**
+   * The node:crypto key for (alg, kid), under exactly the conditions keyFor() would hand jose
+   * the matching CryptoKey (and jose would accept it), else undefined. For verify.ts's fast path.
+   */
+  fastKeyFor(alg: string, kid: unknown): FastKey | undefined;
+  /** Load/fetch keys; resolves when the first attempt is over, whatever its outcome. */
+  start(): Promise<void>;
+  /** Fetch now (remote sources); `force` ignores the failure back-off. Never rejects. */
+  refresh(force?: boolean): Promise<void>;
+  close(): void;
+  ready(): boolean;
+  /** The provider is known to be unreachable (last fetch failed). */
+  providerDown(): boolean;
+  status(): KeySourceStatus;
+}
+
+function staticStatus(kind: KeysConfig['type'], keyCount: number): KeySourceStatus {
+  return {
+    kind,
+    ready: true,
+    providerUp: null,
+    origin: 'config',
+    url: null,
+    keyCount,
+    fetches: 0,
+    failures: 0,
+    lastSuccessAgeMs: null,
+    lastError: null,
+  };
+}
+
+/** A JWKS given inline or read once from a file. */
+export class LocalKeySource implements KeySource {
+  readonly kind: 'jwks' | 'jwks-file';
+  readonly getKey: JWTVerifyGetKey;
+  private readonly keyCount: number;
+  private readonly indexing: Promise<void>;
+  private index: KeyIndex | null = null;
+
+  constructor(kind: 'jwks' | 'jwks-file', jwks: JSONWebKeySet, algorithms: readonly string[]) {
+    this.kind = kind;
+    this.keyCount = jwks.keys.length;
+    const viaJose = createLocalJWKSet(jwks);
+    this.indexing = KeyIndex.build(jwks, algorithms).then((index) => {
+      this.index = index;
+    });
+    // Synchronous index first (key-index.ts), jose's resolver for everything else.
+    this.getKey = (header, token) => this.index?.lookup(header.alg, header.kid) ?? viaJose(header, token);
+  }
+
+  static fromFile(path: string, issuer: IssuerConfig): LocalKeySource {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(path, 'utf8'));
+    } catch (cause) {
+      throw new AuthError('config_invalid', `issuer ${issuer.id}: cannot read JWKS file ${path}`, { cause });
+    }
+    if (!isJwkSet(parsed)) {
+      throw new AuthError(
+        'config_invalid',
+        `issuer ${issuer.id}: ${path} is not a JWK Set ({"keys": [...]})`,
+      );
+    }
+    return new LocalKeySource('jwks-file', parsed as JSONWebKeySet, issuer.algorithms);
+  }
+
+  start(): Promise<void> {
+    return this.indexing;
+  }
+  keyFor(alg: unknown, kid: unknown): CryptoKey | undefined {
+    return this.index?.lookup(alg, kid);
+  }
+  fastKeyFor(alg: string, kid: unknown): FastKey | undefined {
+    return this.index?.fastLookup(alg, kid);
+  }
+  async refresh(): Promise<void> {}
+  close(): void {}
+  ready(): boolean {
+    return true;
+  }
+  providerDown(): boolean {
+    return false;
+  }
+  status(): KeySourceStatus {
+    return staticStatus(this.kind, this.keyCount);
+  }
+}
+
+const HMAC_HASH = { HS256: 'SHA-256', HS384: 'SHA-384', HS512: 'SHA-512' } as const;
+
+function loadSecret(keys: Extract<KeysConfig, { type: 'secret' }>, issuerId: string): Buffer {
+  let text: string;
+  if (keys.value !== undefined) {
+    text = keys.value;
+  } else if (keys.env !== undefined) {
+    const value = process.env[keys.env];
+    if (value === undefined || value === '') {
+      throw new AuthError(
+        'config_invalid',
+        `issuer ${issuerId}: environment variable ${keys.env} is not set`,
+      );
+    }
+    text = value;
+  } else {
+    try {
+      text = readFileSync(keys.file as string, 'utf8').replace(/\r?\n$/, '');
+    } catch (cause) {
+      throw new AuthError('config_invalid', `issuer ${issuerId}: cannot read secret file ${keys.file}`, {
+        cause,
+      });
+    }
+  }
+  return Buffer.from(text, keys.encoding);
+}
+
+/** A shared HMAC secret (tokens minted by an edge, e.g. a Cloudflare Worker). */
+export class SecretKeySource implements KeySource {
+  readonly kind = 'secret' as const;
+  readonly getKey: JWTVerifyGetKey;
+  private readonly algorithms: readonly string[];
+
+  constructor(issuer: IssuerConfig) {
+    const keys = issuer.keys;
+    if (keys.type !== 'secret') throw new TypeError('SecretKeySource needs keys.type "secret"');
+    const secret = loadSecret(keys, issuer.id);
+    for (const alg of issuer.algorithms) {
+      const min = HMAC_MIN_BYTES[alg as keyof typeof HMAC_MIN_BYTES];
+      if (min !== undefined && secret.length < min) {
+        throw new AuthError(
+          'config_invalid',
+          `issuer ${issuer.id}: ${alg} needs a secret of at least ${min} bytes (RFC 7518 3.2), got ${secret.length}`,
+        );
+      }
+    }
+    this.algorithms = issuer.algorithms;
+    // The secret needs no import for node:crypto: its FastKeys exist from the start. jose's
+    // resolver below ignores kid, and so does fastKeyFor().
+    const secretKey = createSecretKey(secret);
+    for (const alg of issuer.algorithms) {
+      const fast = FastKey.hmac(alg, secretKey);
+      if (fast !== null) this.fast.set(alg, fast);
+    }
+    // One CryptoKey per algorithm, imported once: jose would import a raw secret on every verify.
+    const imported = new Map<string, Promise<webcrypto.CryptoKey>>();
+    const ready = this.ready_;
+    this.getKey = (header) => {
+      const alg = header.alg as keyof typeof HMAC_HASH;
+      let key = imported.get(alg);
+      if (key === undefined) {
+        const hash = HMAC_HASH[alg];
+        if (hash === undefined) return Promise.reject(new TypeError(`no HMAC key for ${String(alg)}`));
+        key = webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash }, false, ['verify']);
+        imported.set(alg, key);
+        void key.then((k) => ready.set(alg, k as unknown as CryptoKey));
+      }
+      return key;
+    };
+  }
+
+  private readonly ready_ = new Map<string, CryptoKey>();
+  private readonly fast = new Map<string, FastKey>();
+
+  keyFor(alg: unknown): CryptoKey | undefined {
+    return typeof alg === 'string' ? this.ready_.get(alg) : undefined;
+  }
+
+  fastKeyFor(alg: string): FastKey | undefined {
+    return this.fast.get(alg);
+  }
+
+  async start(): Promise<void> {
+    // Import now so the first request does not pay for it.
+    await Promise.all(this.algorithms.map((alg) => this.getKey({ alg }, { payload: '', signature: '' })));
+  }
+  async refresh(): Promise<void> {}
+  close(): void {}
+  ready(): boolean {
+    return true;
+  }
+  providerDown(): boolean {
+    return false;
+  }
+  status(): KeySourceStatus {
+    return staticStatus('secret', this.algorithms.length);
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * What a verification answers (verify.ts), and the Identity a verified token grants, built the
+ * same way whichever verifier (node:crypto fast path or jose) checked the signature.
+ */
+import type { JWTPayload } from 'jose';
+import { type ForwardClaimSpec, forwardClaims, hasControlCharacters, tokenScopes } from '../claims.js';
+import type { Identity } from '../identity.js';
+import type { CompiledIssuer } from '../issuer.js';
+import type { Reason } from '../reasons.js';
+
+export type VerifyOutcome =
+  | { readonly ok: true; readonly identity: Identity }
+  | { readonly ok: false; readonly reason: Reason; readonly iss: string | null; readonly detail: string };
+
+export function fail(reason: Reason, iss: string | null, detail: string): VerifyOutcome {
+  return { ok: false, reason, iss, detail };
+}
+
+/** `sub` goes to HAProxy as a variable: a short printable string or nothing. */
+const MAX_SUB_LENGTH = 512;
+
+/** Verified payload and protected header (alg, kid) -> Identity, whichever path verified them. */
+export function verifiedIdentity(
+  issuer: CompiledIssuer,
+  payload: JWTPayload,
+  alg: string,
+  kid: unknown,
+  forward: readonly ForwardClaimSpec[],
+  trace: string[] | null,
+): VerifyOutcome {
+  const sub = payload.sub;
+  if (
+    sub !== undefined &&
+    (typeof sub !== 'string' || sub.length > MAX_SUB_LENGTH || hasControlCharacters(sub))
+  ) {
+    return fail('bad_claims', issuer.iss, 'sub must be a printable string of at most 512 characters');
+  }
+  const tol = issuer.toleranceSeconds;
+  let expires = payload.exp as number;
+  const maxAge = issuer.config.maxTokenAgeSeconds;
+  if (maxAge !== undefined && typeof payload.iat === 'number')
+    expires = Math.min(expires, payload.iat + maxAge);
+  const identity: Identity = {
+    issuerId: issuer.id,
+    iss: issuer.iss,
+    sub: sub ?? null,
+    kid: typeof kid === 'string' ? kid : null,
+    alg,
+    expiresAtMs: (expires + tol) * 1000,
+    notBeforeMs: typeof payload.nbf === 'number' ? (payload.nbf - tol) * 1000 : Number.NEGATIVE_INFINITY,
+    roles: issuer.roles.roles(payload),
+    claims: payload,
+    forwarded: forwardClaims(payload, forward),
+    maskGeneration: 0,
+    directMask: 0,
+    effectiveMask: 0,
+    decisions: null,
+  };
+  if (trace) {
+    trace.push(`signature: verified (alg ${identity.alg}, kid ${identity.kid ?? '(none)'})`);
+    trace.push(
+      `claims: iss, aud in [${issuer.config.audiences.join(', ')}], exp ${payload.exp}` +
+        `${payload.nbf === undefined ? '' : `, nbf ${payload.nbf}`}` +
+        `${issuer.config.typ ? `, typ ${issuer.config.typ}` : ''}, tolerance ${tol}s: ok`,
+    );
+    trace.push(`subject: ${identity.sub ?? '(none)'}`);
+    trace.push(
+      `roles from claims [${issuer.config.roles.claims.join(', ')}]: [${identity.roles.join(', ')}]`,
+    );
+    trace.push(`scopes: [${[...tokenScopes(payload)].join(', ')}]`);
+  }
+  return { ok: true, identity };
+}
