@@ -1,4 +1,7 @@
 /** Public surface of the authorization engine. Knows nothing of SPOP. */
+
+export { type ApiKeysConfig, type ApiKeysConfigInput, ApiKeysSchema } from './apikeys/apikeys-config.js';
+export { API_KEY_ISS, AUTH_STRING_ISS, type CredentialStoreStatus } from './apikeys/credential-store.js';
 export type { AuthzRequest, CacheOutcome, ClaimValue, Decision, ForwardedClaims } from './decision.js';
 export {
   DEV_ALGORITHM,

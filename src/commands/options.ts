@@ -47,6 +47,13 @@ const options = {
   alg: { type: 'string' },
   'token-file': { type: 'string' },
   ids: { type: 'string' },
+  'keys-file': { type: 'string' },
+  'work-pool': { type: 'string', multiple: true },
+  expires: { type: 'string' },
+  type: { type: 'string' },
+  user: { type: 'string' },
+  'password-stdin': { type: 'boolean' },
+  note: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
 } as const;
 

@@ -20,6 +20,8 @@ export const ENV_VARS = {
   AUTHZ_JWKS_CACHE_DIR: 'jwksCacheDir (default $STATE_DIRECTORY under systemd)',
   AUTHZ_TOKEN_COOKIE: 'tokens.cookie',
   AUTHZ_API_BASE_PATH: 'policy.prefect.basePath',
+  AUTHZ_API_KEYS_FILE: 'apiKeys.file (API keys and auth strings; see `spoe-authz apikey`)',
+  AUTHZ_VERIFIER: 'verifier (`fast` or `jose`)',
   AUTHZ_ISSUER: 'adds issuer `env` with this exact iss',
   AUTHZ_AUDIENCE: 'its audiences (comma-separated; required with AUTHZ_ISSUER)',
   AUTHZ_ALGORITHMS: 'its algorithms (comma-separated; default RS256, or HS256 with a secret)',
@@ -103,6 +105,12 @@ export function applyEnv(raw: Obj, env: Env): ConfigIssue[] {
   });
   set('AUTHZ_API_BASE_PATH', (v) => {
     sub(sub(raw, 'policy'), 'prefect').basePath = v;
+  });
+  set('AUTHZ_API_KEYS_FILE', (v) => {
+    sub(raw, 'apiKeys').file = v;
+  });
+  set('AUTHZ_VERIFIER', (v) => {
+    raw.verifier = v;
   });
   if (hasEnvIssuer(env)) {
     const issuer = envIssuer(env, issues);
