@@ -7,7 +7,7 @@ import { sign as cryptoSign, KeyObject, type webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as jose from 'jose';
 import { parse as parseYaml } from 'yaml';
-import type { FetchLike } from '../../../src/auth/http-fetch.js';
+import type { FetchLike } from '../../../src/auth/keys/http-fetch.js';
 import { makeKey, type TestKey } from './keys.js';
 
 const FIXTURES = new URL('../../fixtures/providers/', import.meta.url);
