@@ -170,8 +170,8 @@ export class AuthzEngine {
       // The common case first: a cached identity, usually with a remembered decision.
       if (typeof hit === 'object') return this.count(this.decideCached(req, hit));
     }
-    const path = normalizePath(req.path);
-    if (path instanceof PathRejection) return this.count(denial('bad_request', null, null));
+    const path = this.judgePath(req);
+    if (typeof path === 'string') return this.count(denial('bad_request', null, null));
     if (token === null) return this.count(this.anonymous(req, path, null));
     if (token instanceof TokenRejection) return this.count(denial('malformed_token', null, null));
     if (token instanceof BasicCredential) return this.decideAuthString(req, path, token);
@@ -195,7 +195,8 @@ export class AuthzEngine {
     const query = req.query ? `?${req.query}` : '';
     trace.push(
       `request: ${req.method} ${req.path}${query} host=${req.host ?? '-'} src=${req.src ?? '-'}` +
-        `${req.prefectUi ? ' X-Prefect-UI: true' : ''}`,
+        `${req.prefectUi ? ' X-Prefect-UI: true' : ''}` +
+        `${req.body != null ? ` body=${req.body.length} bytes (declared ${req.bodySize ?? '-'})` : ''}`,
     );
     const done = (decision: Decision): Explanation => {
       trace.push(
@@ -204,12 +205,14 @@ export class AuthzEngine {
       );
       return { decision, trace };
     };
-    const path = normalizePath(req.path);
-    if (path instanceof PathRejection) {
-      trace.push(`path: refused: ${path.why}`);
+    const path = this.judgePath(req);
+    if (typeof path === 'string') {
+      trace.push(`path: refused: ${path}`);
       return done(denial('bad_request', null, null));
     }
-    trace.push(path === req.path ? `path: ${path}` : `path: ${path} (normalised from ${req.path})`);
+    trace.push(
+      path.path === req.path ? `path: ${path.path}` : `path: ${path.path} (normalised from ${req.path})`,
+    );
     const token = extractToken(req, this.sources);
     if (token === null) {
       trace.push('token: none');
@@ -277,6 +280,17 @@ export class AuthzEngine {
   }
 
   /**
+   * The request's path as the rules see it, or why it is refused (`bad_request`): a path
+   * normalizePath refuses, or a request the policy finds ambiguous (CompiledPolicy.ambiguity).
+   */
+  private judgePath(req: AuthzRequest): JudgedPath | string {
+    const path = normalizePath(req.path);
+    if (path instanceof PathRejection) return path.why;
+    const segments = pathSegments(path);
+    return this.policy.ambiguity(req.method, segments, req.query) ?? { path: path, segments };
+  }
+
+  /**
    * A cached identity: the decision remembered for this request (DecisionMemo), or a new one,
    * remembered. A remembered decision is what authorize() would answer again: same identity,
    * same policy generation, same fields the policy reads; the token's validity window was
@@ -295,6 +309,13 @@ export class AuthzEngine {
   ): Decision {
     const policy = this.policy;
     if (identity.maskGeneration !== policy.generation) this.refreshMasks(identity, policy);
+    // A body is judged afresh every time (bodies differ where paths do not).
+    if (policy.reads.body && req.body != null) {
+      const path = this.judgePath(req);
+      if (typeof path === 'string') return denial('bad_request', null, null);
+      if (tokenCache) this.counters.hits++;
+      return this.authorize(req, path, identity, cache, null);
+    }
     let memo = identity.decisions;
     if (memo !== null) {
       const d = memo.get(req);
@@ -303,8 +324,8 @@ export class AuthzEngine {
         return d;
       }
     }
-    const path = normalizePath(req.path);
-    if (path instanceof PathRejection) return denial('bad_request', null, null);
+    const path = this.judgePath(req);
+    if (typeof path === 'string') return denial('bad_request', null, null);
     if (tokenCache) this.counters.hits++;
     const d = Object.freeze(this.authorize(req, path, identity, cache, null));
     if (memo === null) identity.decisions = memo = new DecisionMemo(policy.reads, MAX_REMEMBERED_DECISIONS);
@@ -328,15 +349,14 @@ export class AuthzEngine {
     const outcome =
       this.credentials === null ? 'bad_credentials' : this.credentials.checkKey(token, this.now());
     if (typeof outcome !== 'string') return this.count(this.decideIdentity(req, outcome, 'miss', false));
-    if (normalizePath(req.path) instanceof PathRejection)
-      return this.count(denial('bad_request', null, null));
+    if (typeof this.judgePath(req) === 'string') return this.count(denial('bad_request', null, null));
     return this.count(denial(outcome, API_KEY_ISS, 'miss'));
   }
 
   /** `Authorization: Basic`: a remembered auth string, or a bounded scrypt check. */
   private decideAuthString(
     req: AuthzRequest,
-    path: string,
+    path: JudgedPath,
     basic: BasicCredential,
   ): Decision | Promise<Decision> {
     const store = this.credentials;
@@ -348,7 +368,11 @@ export class AuthzEngine {
     return outcome.then((o) => this.afterCredential(req, path, o));
   }
 
-  private afterCredential(req: AuthzRequest, path: string, outcome: Identity | CredentialFailure): Decision {
+  private afterCredential(
+    req: AuthzRequest,
+    path: JudgedPath,
+    outcome: Identity | CredentialFailure,
+  ): Decision {
     return this.count(
       typeof outcome === 'string'
         ? denial(outcome, AUTH_STRING_ISS, 'miss')
@@ -358,7 +382,7 @@ export class AuthzEngine {
 
   private verifyThenAuthorize(
     req: AuthzRequest,
-    path: string,
+    path: JudgedPath,
     key: string,
     token: string,
     now: number,
@@ -385,7 +409,7 @@ export class AuthzEngine {
     return outcome.then((o) => this.afterVerify(req, path, o));
   }
 
-  private afterVerify(req: AuthzRequest, path: string, outcome: VerifyOutcome): Decision {
+  private afterVerify(req: AuthzRequest, path: JudgedPath, outcome: VerifyOutcome): Decision {
     return this.count(
       outcome.ok
         ? this.authorize(req, path, outcome.identity, 'miss', null)
@@ -393,9 +417,9 @@ export class AuthzEngine {
     );
   }
 
-  private anonymous(req: AuthzRequest, path: string, trace: string[] | null, verbose = false): Decision {
+  private anonymous(req: AuthzRequest, path: JudgedPath, trace: string[] | null, verbose = false): Decision {
     const policy = this.policy;
-    const ctx = requestContext(req, path, null, 0);
+    const ctx = requestContext(req, path, null, 0, policy);
     const rule = trace ? policy.matchTraced(ctx, trace, verbose) : policy.match(ctx);
     if (rule === null) return denial('missing_token', null, null);
     const reason: Reason = rule.effect === 'allow' ? 'ok' : 'forbidden';
@@ -413,7 +437,7 @@ export class AuthzEngine {
 
   private authorize(
     req: AuthzRequest,
-    path: string,
+    path: JudgedPath,
     identity: Identity,
     cache: CacheOutcome,
     trace: string[] | null,
@@ -427,9 +451,23 @@ export class AuthzEngine {
         `policy roles: held [${names(identity.directMask)}], effective [${names(identity.effectiveMask)}]`,
       );
     }
-    const ctx = requestContext(req, path, identity.claims, identity.effectiveMask);
+    const ctx = requestContext(req, path, identity.claims, identity.effectiveMask, policy);
     const rule = trace ? policy.matchTraced(ctx, trace, verbose) : policy.match(ctx);
     const allow = rule !== null && rule.effect === 'allow';
+    if (rule === null && ctx.bodyFailure !== null) {
+      // A rule could have matched had the body been judgeable: say so rather than "forbidden".
+      trace?.push(`body: ${ctx.bodyFailure}`);
+      return makeDecision(
+        ctx.bodyFailure,
+        identity.sub,
+        identity.iss,
+        policy.roles.highestRole(identity.directMask),
+        null,
+        null,
+        cache,
+        NO_CLAIMS,
+      );
+    }
     const role = allow
       ? policy.roles.grantingRole(identity.directMask, rule.anyMask | rule.allMask)
       : policy.roles.highestRole(identity.directMask);
@@ -485,21 +523,31 @@ function checkRoleTargets(config: AuthzConfig, policy: CompiledPolicy): void {
   }
 }
 
+/** A path the rules may judge: normalised, and its segments. */
+interface JudgedPath {
+  readonly path: string;
+  readonly segments: readonly string[];
+}
+
 /** The rule-matching context of a request: the same for anonymous and verified requests but for identity. */
 function requestContext(
   req: AuthzRequest,
-  path: string,
+  path: JudgedPath,
   claims: Parameters<typeof newMatchContext>[6],
   roleMask: number,
+  policy: CompiledPolicy,
 ): ReturnType<typeof newMatchContext> {
   return newMatchContext(
     req.method,
-    pathSegments(path),
+    path.segments,
     req.query,
     req.host,
     req.src,
     req.prefectUi === true,
     claims,
     roleMask,
+    policy.reads.body
+      ? { body: req.body ?? null, bodySize: req.bodySize ?? null, maxBytes: policy.config.bodyMaxBytes }
+      : undefined,
   );
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { hashPassword } from '../../../src/auth/apikeys/auth-string-hash.js';
+import { hashPassword, KdfLimiter } from '../../../src/auth/apikeys/auth-string-hash.js';
 import { apiKeyId, hashApiKey, newApiKey, newKeyId } from '../../../src/auth/apikeys/key-format.js';
 import type { KeyEntry } from '../../../src/auth/apikeys/keys-file.js';
 import { type AuthzConfigInput, AuthzEngine, type Decision, isAuthError } from '../../../src/auth/index.js';
@@ -214,6 +214,30 @@ describe('API keys and auth strings (keys file)', () => {
     expect(e.stats().credentials).toMatchObject({ hashes: 2, hashesRefused: 1 });
   });
 
+  it('a flood of wrong passwords is refused at the bound while keys and remembered auth strings answer at once', async () => {
+    const { id, key } = newApiKey();
+    write([
+      entry({ id, type: 'api-key', sub: 'k', hash: hashApiKey(key) }),
+      entry({ type: 'auth-string', user: 'worker', sub: 'w', hash: await hashPassword('right', TEST_COST) }),
+    ]);
+    const e = engine({ apiKeys: { file, maxConcurrentHashes: 2, maxQueuedHashes: 4 } });
+    expect((await decide(e, 'POST', POLL, basic('worker:right'))).reason).toBe('ok');
+    const flood = Array.from({ length: 200 }, (_, i) =>
+      e.decide(request('POST', POLL, { authorization: basic(`worker:guess-${i}`) })),
+    );
+    // Only the bound's worth is pending; the rest got their answer without waiting.
+    const pending = flood.filter((d) => d instanceof Promise);
+    expect(pending).toHaveLength(6);
+    expect(flood.filter((d) => !(d instanceof Promise) && d.reason === 'credentials_busy')).toHaveLength(194);
+    // Meanwhile, a key and the remembered auth string are decided synchronously.
+    const k = e.decide(request('POST', POLL, { authorization: `Bearer ${key}` }));
+    const w = e.decide(request('POST', POLL, { authorization: basic('worker:right') }));
+    expect(k).toMatchObject({ allow: true, sub: 'k' });
+    expect(w).toMatchObject({ allow: true, sub: 'w', cache: 'hit' });
+    expect((await Promise.all(pending)).every((d) => d.reason === 'bad_credentials')).toBe(true);
+    expect(e.stats().credentials).toMatchObject({ hashes: 7, hashesRefused: 194 });
+  });
+
   it('start-up: a keys file problem is config_invalid on apiKeys.file, naming the field in the file', () => {
     const { id, key } = newApiKey();
     write([entry({ id, type: 'api-key', sub: 'w', hash: hashApiKey(key), roles: ['wroker'] })]);
@@ -296,5 +320,57 @@ describe('API keys and auth strings (keys file)', () => {
     write([]);
     const d = await decide(engine(), 'GET', '/api/flows/x', 'Bearer not-a-jwt');
     expect(d.reason).toBe('malformed_token');
+  });
+
+  it('explain says which credential decided, never printing it', async () => {
+    const { id, key } = newApiKey();
+    write([
+      entry({ id, type: 'api-key', sub: 'w', hash: hashApiKey(key) }),
+      entry({ type: 'auth-string', user: 'ci', sub: 'ci', hash: await hashPassword('pw', TEST_COST) }),
+    ]);
+    const e = engine();
+    const k = await e.explain(request('POST', POLL, { authorization: `Bearer ${key}` }));
+    expect(k.decision.reason).toBe('ok');
+    expect(k.trace).toContain('token: from bearer, an API key');
+    expect(k.trace.some((l) => l.includes(`keys file: entry ${id}, subject w, roles [worker]`))).toBe(true);
+    expect(k.trace.join('\n')).not.toContain(key);
+    const b = await e.explain(request('POST', POLL, { authorization: basic('ci:nope') }));
+    expect(b.decision).toMatchObject({ reason: 'bad_credentials', iss: 'auth-string' });
+    expect(b.trace).toContain('token: from basic, an auth string');
+  });
+});
+
+describe('KdfLimiter', () => {
+  it('never runs more than its bound, also when a new run arrives as one finishes', async () => {
+    const limiter = new KdfLimiter(2, 3);
+    let running = 0;
+    let peak = 0;
+    const gates: Array<() => void> = [];
+    const work = () =>
+      new Promise<number>((resolve) => {
+        running++;
+        peak = Math.max(peak, running);
+        gates.push(() => {
+          running--;
+          resolve(1);
+        });
+      });
+    const runs = [0, 1, 2, 3, 4].map(() => limiter.run(work));
+    expect(runs.map((r) => r === null)).toEqual([false, false, false, false, false]);
+    expect(limiter.run(work)).toBeNull(); // 2 running + 3 waiting
+    expect(limiter.refused).toBe(1);
+    let late = 3;
+    while (gates.length > 0) {
+      gates.shift()?.();
+      // A newcomer right after a finish must wait for the slot handed to the first waiter.
+      if (late-- > 0) {
+        const r = limiter.run(work);
+        if (r !== null) runs.push(r);
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(runs);
+    expect(peak).toBe(2);
+    expect(limiter.inFlight).toBe(0);
   });
 });
