@@ -52,6 +52,11 @@ export const AuthzConfigSchema = z
     issuers: z.array(IssuerSchema).default([]),
     cache: CacheSchema.prefault({}),
     forwardClaims: z.array(ForwardClaimSchema).default([]),
+    /**
+     * Start although no issuer is configured, or a configured key set (jwks, jwks-file) holds no
+     * key usable for its issuer's algorithms: such tokens are denied, anonymous rules still allow.
+     */
+    allowNoKeys: z.boolean().default(false),
     /** Directory for last-good JWKS per remote issuer (`<id>.jwks.json`), read at start. */
     jwksCacheDir: z.string().min(1).optional(),
     policy: PolicySchema.prefault({}),

@@ -1,14 +1,14 @@
 /** `check`: validate the config (field paths on error) and optionally the SPOE file. */
 
 import type { CliValues } from '../cli.js';
-import { createEngine, loadConfig } from '../config/load.js';
+import { checkEngine, loadConfig } from '../config/load.js';
 import { checkSpoeConf } from './spoe-conf-check.js';
 
 export async function runCheck(values: CliValues): Promise<number> {
   const config = loadConfig({ path: values.config });
-  // Building the engine compiles the policy and reads key files and secrets: what `serve` would do first.
-  const engine = createEngine(config);
-  engine.close();
+  // Building the engine compiles the policy, reads key files and secrets and checks the
+  // configured key sets: what `serve` would do first, without fetching remote keys.
+  await checkEngine(config);
   const issuers = (config.authz.issuers ?? []).map((i) => i.id);
   process.stdout.write(`config ok (${config.source}): issuers ${issuers.join(', ') || '(none)'}\n`);
   if (config.dev) process.stdout.write('warning: the DEVELOPMENT issuer is enabled\n');
