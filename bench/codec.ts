@@ -19,7 +19,7 @@ import { Framer } from '../src/spop/framer.js';
 import { decodeNotifyPayload, type NotifyMessage } from '../src/spop/notify.js';
 import { Reader } from '../src/spop/reader.js';
 
-const fixture = new URL('../../shared/fixtures/spop/haproxy-2.6/notify-create-flow-run.hex', import.meta.url);
+const fixture = new URL('../test/fixtures/spop/haproxy-2.6/notify-create-flow-run.hex', import.meta.url);
 const body = Buffer.from(readFileSync(fixture, 'utf8').trim(), 'hex');
 const wire = Buffer.alloc(4 + body.length);
 wire.writeUInt32BE(body.length, 0);

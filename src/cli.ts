@@ -5,16 +5,19 @@
  *   check            validate the config (and with --spoe-conf, the SPOE file)
  *   explain          print a decision and its trace for a request
  *   token            mint a DEVELOPMENT token (dev issuer only)
+ *   apikey           create, list, revoke API keys and auth strings (the keys file)
  *   load             load-test an agent over SPOP, as HAProxy would
  * Exit codes: 0 ok, 1 failure at run time, 2 usage or config error.
  */
-import { parseArgs } from 'node:util';
+import { runApiKey } from './commands/apikey.js';
 import { runCheck } from './commands/check.js';
 import { runExplain } from './commands/explain.js';
 import { runLoad } from './commands/load.js';
+import { parseCli } from './commands/options.js';
 import { runServe } from './commands/serve.js';
 import { runToken } from './commands/token.js';
 import { ConfigError, formatIssue } from './config/errors.js';
+import { UsageError } from './errors.js';
 import { ListenError } from './runtime.js';
 
 export const USAGE = `usage: spoe-authz [command] [options]
@@ -24,6 +27,9 @@ commands:
   check                  validate the config; with --spoe-conf FILE also the SPOE file
   explain                decide one request and print the trace
   token                  mint a token from the built-in DEVELOPMENT issuer
+  apikey create|list|revoke
+                         API keys (PREFECT_API_KEY) and auth strings (PREFECT_API_AUTH_STRING)
+                         for machines, in the keys file (config apiKeys.file)
   load                   load-test an agent over SPOP (as HAProxy would) and check every decision
 
 common options:
@@ -48,6 +54,15 @@ explain:
 token:
   --sub SUBJECT [--roles viewer,operator] [--scope "a b"] [--ttl SECONDS] [--aud AUDIENCE]
   [--claim name=value ...]
+
+apikey:
+  --keys-file FILE       the keys file (default: apiKeys.file of the config)
+  apikey create --sub SUBJECT --roles worker[,...] [--work-pool NAME ...]
+                [--expires 90d|12h|2027-06-30] [--note TEXT]
+                [--type api-key|auth-string [--user NAME] [--password-stdin]]
+                         prints the key (or user:password) once on stdout; stores its hash
+  apikey list [--json]   every entry with its state (active, expired, revoked); never a secret
+  apikey revoke ID       running agents refuse it within seconds (they watch the file)
 
 load:
   --target ADDR          agent address, host:port or unix:/path (default 127.0.0.1:12345);
@@ -77,76 +92,21 @@ load:
   exit status 1 when any decision, ACK or connection was wrong or missing
 `;
 
-const options = {
-  config: { type: 'string', short: 'c' },
-  help: { type: 'boolean', short: 'h' },
-  listen: { type: 'string' },
-  'metrics-listen': { type: 'string' },
-  'log-level': { type: 'string' },
-  workers: { type: 'string' },
-  'spoe-conf': { type: 'string' },
-  method: { type: 'string' },
-  path: { type: 'string' },
-  query: { type: 'string' },
-  host: { type: 'string' },
-  src: { type: 'string' },
-  'prefect-ui': { type: 'boolean' },
-  token: { type: 'string' },
-  authorization: { type: 'string' },
-  cookie: { type: 'string' },
-  'token-header': { type: 'string' },
-  json: { type: 'boolean' },
-  verbose: { type: 'boolean', short: 'v' },
-  sub: { type: 'string' },
-  roles: { type: 'string' },
-  scope: { type: 'string' },
-  ttl: { type: 'string' },
-  aud: { type: 'string' },
-  claim: { type: 'string', multiple: true },
-  target: { type: 'string' },
-  'allow-remote': { type: 'boolean' },
-  'spawn-agent': { type: 'boolean' },
-  'agent-node-options': { type: 'string' },
-  'agent-pid': { type: 'string' },
-  connections: { type: 'string' },
-  pipeline: { type: 'string' },
-  rate: { type: 'string' },
-  pacing: { type: 'string' },
-  'generator-gc': { type: 'string' },
-  'batch-us': { type: 'string' },
-  duration: { type: 'string' },
-  requests: { type: 'string' },
-  warmup: { type: 'string' },
-  timeout: { type: 'string' },
-  tokens: { type: 'string' },
-  'invalid-share': { type: 'string' },
-  alg: { type: 'string' },
-  'token-file': { type: 'string' },
-  ids: { type: 'string' },
-  quiet: { type: 'boolean', short: 'q' },
-} as const;
-
-export type CliValues = ReturnType<typeof parse>['values'];
-
-function parse(argv: string[]) {
-  return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-}
-
 export async function main(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
+  let parsed: ReturnType<typeof parseCli>;
   try {
-    parsed = parse(argv);
+    parsed = parseCli(argv);
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
   const { values, positionals } = parsed;
   if (values.help) {
-    process.stdout.write(USAGE);
+    process.stdout.write(positionals[0] === undefined ? USAGE : commandUsage(positionals[0]));
     return 0;
   }
   const command = positionals[0] ?? 'serve';
-  if (positionals.length > 1) {
+  if (positionals.length > 1 && command !== 'apikey') {
     process.stderr.write(`unexpected argument: ${positionals[1]}\n\n${USAGE}`);
     return 2;
   }
@@ -162,6 +122,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runToken(values);
       case 'load':
         return await runLoad(values, argv);
+      case 'apikey':
+        return await runApiKey(values, positionals.slice(1));
       default:
         process.stderr.write(`unknown command: ${command}\n\n${USAGE}`);
         return 2;
@@ -185,11 +147,16 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-export class UsageError extends Error {
-  override name = 'UsageError';
+// Run when executed as the entry point (not when imported by tests).
+/** `spoe-authz <command> --help`: the usage line, the common options and that command's section. */
+export function commandUsage(command: string): string {
+  const sections = USAGE.split(/\n(?=[a-z -]+:\n)/);
+  const own = sections.find((s) => s.startsWith(`${command}:\n`));
+  if (own === undefined) return USAGE;
+  const common = sections.find((s) => s.startsWith('common options:\n')) ?? '';
+  return `usage: spoe-authz ${command} [options]\n\n${own.trimEnd()}\n\n${common.trimEnd()}\n`;
 }
 
-// Run when executed as the entry point (not when imported by tests).
 const entry = process.argv[1] ?? '';
 if (entry.endsWith('/cli.js') || entry.endsWith('/cli.ts')) {
   main(process.argv.slice(2)).then(

@@ -12,3 +12,10 @@ export class AgentError extends Error {
     this.code = code;
   }
 }
+
+/** A command-line mistake: the CLI prints it with the usage text and exits 2. */
+export class UsageError extends AgentError {
+  constructor(message: string) {
+    super('ERR_USAGE', message);
+  }
+}

@@ -195,14 +195,59 @@ export class AgentMetrics {
       'min',
     );
 
+    // The keys file (apiKeys): absent when it is not configured.
+    engineGauge(
+      'api_keys',
+      'Entries of the keys file by type (revoked ones counted apart)',
+      ['type'],
+      (g) => {
+        const c = sources.engine().stats().credentials;
+        if (c === null) return;
+        g.set({ type: 'api-key' }, c.apiKeys);
+        g.set({ type: 'auth-string' }, c.authStrings);
+        g.set({ type: 'revoked' }, c.revoked);
+      },
+    );
+    engineCounter('keys_file_reloads_total', 'Keys file re-reads by result', ['result'], (c) => {
+      const k = sources.engine().stats().credentials;
+      if (k === null) return;
+      c.inc({ result: 'ok' }, k.reloads);
+      c.inc({ result: 'invalid' }, k.reloadFailures);
+    });
+    engineCounter(
+      'auth_string_hashes_total',
+      'Auth-string scrypt checks: computed, or refused at the bound',
+      ['result'],
+      (c) => {
+        const k = sources.engine().stats().credentials;
+        if (k === null) return;
+        c.inc({ result: 'computed' }, k.hashes);
+        c.inc({ result: 'refused' }, k.hashesRefused);
+      },
+    );
+
     const spop = sources.spop;
     engineGauge('spop_connections', 'Open SPOP connections', [], (g) => g.set(spop.stats.connections));
     engineCounter('spop_notify_frames_total', 'NOTIFY frames received', [], (c) =>
       c.inc(spop.stats.notifies),
     );
     engineCounter('spop_ack_frames_total', 'ACK frames sent', [], (c) => c.inc(spop.stats.acks));
-    engineCounter('spop_handler_errors_total', 'NOTIFYs answered with the fail-closed ACK', [], (c) =>
-      c.inc(spop.stats.handlerErrors),
+    engineGauge('spop_max_connections', 'SPOP connections accepted before AGENT-DISCONNECT 13', [], (g) =>
+      g.set(spop.maxConnections),
+    );
+    engineCounter(
+      'spop_handler_errors_total',
+      'NOTIFYs answered with the fail-closed ACK, by why (timeout, throw, reject, invalid-result)',
+      ['reason'],
+      (c) => {
+        for (const [reason, n] of Object.entries(spop.stats.handlerErrorsByReason)) c.inc({ reason }, n);
+      },
+    );
+    engineCounter(
+      'spop_connections_evicted_total',
+      'SPOP connections closed (AGENT-DISCONNECT 13) to make room for a new one at spop.maxConnections',
+      [],
+      (c) => c.inc(spop.stats.evictions),
     );
     engineCounter(
       'spop_disconnects_total',

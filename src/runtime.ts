@@ -76,7 +76,10 @@ export async function startRuntime(
     fallbackActions: () => [...FAIL_CLOSED_ACTIONS],
     maxFrameSize: s.maxFrameSize,
     maxConnections: s.maxConnections,
+    limitPolicy: s.limitPolicy,
     idleTimeoutMs: s.idleTimeoutMs,
+    helloTimeoutMs: s.helloTimeoutMs,
+    frameTimeoutMs: s.frameTimeoutMs,
     handlerTimeoutMs: s.handlerTimeoutMs,
     logger: logger.child({ component: 'spop' }),
   });

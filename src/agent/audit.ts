@@ -2,8 +2,7 @@
 import type { Logger } from 'pino';
 import type { AuthzRequest, Decision } from '../auth/decision.js';
 
-export const AUDIT_MODES = ['all', 'deny', 'off'] as const;
-export type AuditMode = (typeof AUDIT_MODES)[number];
+export type { AuditMode } from '../config/schema.js';
 
 /** Logs who, what route, the decision, why, which rule, the unique-id and the latency. */
 export function auditDecision(log: Logger, req: AuthzRequest | null, d: Decision, seconds: number): void {

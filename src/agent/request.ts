@@ -52,14 +52,14 @@ class MessageRequest implements AuthzRequest {
   readonly method: string;
   readonly path: string;
   private readonly msg: NotifyMessage;
-  private q: string | null | undefined = UNREAD;
-  private h: string | null | undefined = UNREAD;
-  private a: string | null | undefined = UNREAD;
-  private c: string | null | undefined = UNREAD;
-  private t: string | null | undefined = UNREAD;
-  private s: string | null | undefined = UNREAD;
-  private u: boolean | undefined = UNREAD;
-  private i: string | null | undefined = UNREAD;
+  private queryValue: string | null | undefined = UNREAD;
+  private hostValue: string | null | undefined = UNREAD;
+  private authorizationValue: string | null | undefined = UNREAD;
+  private cookieValue: string | null | undefined = UNREAD;
+  private tokenHeaderValue: string | null | undefined = UNREAD;
+  private srcValue: string | null | undefined = UNREAD;
+  private prefectUiValue: boolean | undefined = UNREAD;
+  private idValue: string | null | undefined = UNREAD;
 
   constructor(msg: NotifyMessage, method: string, path: string) {
     this.msg = msg;
@@ -68,43 +68,43 @@ class MessageRequest implements AuthzRequest {
   }
 
   get query(): string | null {
-    if (this.q === UNREAD) this.q = this.msg.getString(ARG.query);
-    return this.q;
+    if (this.queryValue === UNREAD) this.queryValue = this.msg.getString(ARG.query);
+    return this.queryValue;
   }
 
   get host(): string | null {
-    if (this.h === UNREAD) this.h = this.msg.getString(ARG.host);
-    return this.h;
+    if (this.hostValue === UNREAD) this.hostValue = this.msg.getString(ARG.host);
+    return this.hostValue;
   }
 
   get authorization(): string | null {
-    if (this.a === UNREAD) this.a = this.msg.getString(ARG.authorization);
-    return this.a;
+    if (this.authorizationValue === UNREAD) this.authorizationValue = this.msg.getString(ARG.authorization);
+    return this.authorizationValue;
   }
 
   get cookie(): string | null {
-    if (this.c === UNREAD) this.c = this.msg.getString(ARG.cookie);
-    return this.c;
+    if (this.cookieValue === UNREAD) this.cookieValue = this.msg.getString(ARG.cookie);
+    return this.cookieValue;
   }
 
   get tokenHeader(): string | null {
-    if (this.t === UNREAD) this.t = this.msg.getString(ARG.tokenHeader);
-    return this.t;
+    if (this.tokenHeaderValue === UNREAD) this.tokenHeaderValue = this.msg.getString(ARG.tokenHeader);
+    return this.tokenHeaderValue;
   }
 
   get src(): string | null {
-    if (this.s === UNREAD) this.s = this.msg.getIp(ARG.src) ?? this.msg.getString(ARG.src);
-    return this.s;
+    if (this.srcValue === UNREAD) this.srcValue = this.msg.getIp(ARG.src) ?? this.msg.getString(ARG.src);
+    return this.srcValue;
   }
 
   get prefectUi(): boolean {
-    if (this.u === UNREAD) this.u = isTrueHeader(this.msg.getString(ARG.prefectUi));
-    return this.u;
+    if (this.prefectUiValue === UNREAD) this.prefectUiValue = isTrueHeader(this.msg.getString(ARG.prefectUi));
+    return this.prefectUiValue;
   }
 
   get id(): string | null {
-    if (this.i === UNREAD) this.i = this.msg.getString(ARG.id);
-    return this.i;
+    if (this.idValue === UNREAD) this.idValue = this.msg.getString(ARG.id);
+    return this.idValue;
   }
 }
 

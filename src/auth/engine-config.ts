@@ -1,8 +1,11 @@
 import { z } from 'zod';
+import { CLAIM_NAME_PATTERN, MAX_CLAIM_NAME_BYTES } from '../var-names.js';
+import { ApiKeysSchema } from './apikeys/apikeys-config.js';
+import { RESERVED_ISS } from './apikeys/reserved-iss.js';
 import { AuthError } from './errors.js';
 import { IssuerSchema } from './issuer-config.js';
 import { PolicySchema } from './policy/policy-config.js';
-import { CLAIM_NAME_PATTERN, MAX_CLAIM_NAME_BYTES } from './var-names.js';
+import { VERIFIER_MODES } from './verify/verifier.js';
 
 export const TokenSourcesSchema = z.strictObject({
   /** `Authorization: Bearer <token>` (scheme case-insensitive). */
@@ -59,6 +62,13 @@ export const AuthzConfigSchema = z
     allowNoKeys: z.boolean().default(false),
     /** Directory for last-good JWKS per remote issuer (`<id>.jwks.json`), read at start. */
     jwksCacheDir: z.string().min(1).optional(),
+    /** API keys and Prefect auth strings from a keys file (src/auth/apikeys/). */
+    apiKeys: ApiKeysSchema.optional(),
+    /**
+     * `fast`: node:crypto on prepared keys where jose would decide the same (verifier.ts);
+     * `jose`: every token through jose's jwtVerify and jose's own key selection.
+     */
+    verifier: z.enum(VERIFIER_MODES).default('fast'),
     policy: PolicySchema.prefault({}),
   })
   .superRefine((config, ctx) => {
@@ -72,6 +82,13 @@ export const AuthzConfigSchema = z
       }
       ids.add(issuer.id);
       isses.add(issuer.issuer);
+      if (config.apiKeys !== undefined && RESERVED_ISS.includes(issuer.issuer)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['issuers', i, 'issuer'],
+          message: `"${issuer.issuer}" is the iss of credentials from apiKeys.file`,
+        });
+      }
     });
     const names = new Set<string>();
     config.forwardClaims.forEach((claim, i) => {

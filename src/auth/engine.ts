@@ -1,3 +1,11 @@
+import {
+  API_KEY_ISS,
+  AUTH_STRING_ISS,
+  type CredentialFailure,
+  CredentialStore,
+  credentialPolicyOf,
+} from './apikeys/credential-store.js';
+import { looksLikeApiKey } from './apikeys/key-format.js';
 import { compileClaimPath } from './claims.js';
 import { type AuthzRequest, type CacheOutcome, type Decision, makeDecision, NO_CLAIMS } from './decision.js';
 import { DecisionMemo } from './decision-memo.js';
@@ -16,7 +24,13 @@ import { newMatchContext } from './policy/rule.js';
 import { NEGATIVE_CACHEABLE, type Reason } from './reasons.js';
 import { type AuthzStats, Counters, type IssuerStatus } from './stats.js';
 import { EXPIRED, TokenCache, tokenKey } from './token-cache.js';
-import { extractToken, TokenRejection, type TokenSources, tokenSourceOf } from './verify/token-source.js';
+import {
+  BasicCredential,
+  extractToken,
+  TokenRejection,
+  type TokenSources,
+  tokenSourceOf,
+} from './verify/token-source.js';
 import { TokenVerifier, type VerifyOutcome } from './verify/verifier.js';
 
 export interface AuthzEngineDeps {
@@ -48,6 +62,8 @@ export class AuthzEngine {
   private readonly verifier: TokenVerifier;
   private readonly cache: TokenCache;
   private readonly sources: TokenSources;
+  /** API keys and auth strings (config `apiKeys`), or null. */
+  private readonly credentials: CredentialStore | null;
   /** Verifications in progress, by token key (see token-cache.ts), for coalescing. */
   private readonly inflight = new Map<
     string,
@@ -71,17 +87,24 @@ export class AuthzEngine {
       allowNoKeys: config.allowNoKeys,
     };
     this.issuers = config.issuers.map((issuer) => new CompiledIssuer(issuer, keyDeps));
-    this.verifier = new TokenVerifier(
-      this.issuers,
-      config.forwardClaims.map((spec) => ({ ...spec, path: compileClaimPath(spec.claim) })),
-    );
+    const forward = config.forwardClaims.map((spec) => ({ ...spec, path: compileClaimPath(spec.claim) }));
+    this.verifier = new TokenVerifier(this.issuers, forward, { verifier: config.verifier });
     this.cache = new TokenCache({
       maxEntries: config.cache.maxEntries,
       maxTtlMs: config.cache.maxTtlSeconds * 1000,
       negativeTtlMs: config.cache.negativeTtlSeconds * 1000,
       negativeMaxEntries: config.cache.negativeMaxEntries,
     });
-    this.sources = config.tokens;
+    this.credentials =
+      config.apiKeys === undefined
+        ? null
+        : new CredentialStore(config.apiKeys, credentialPolicyOf(this.policy), {
+            logger: this.logger,
+            now: this.now,
+            forward,
+          });
+    // With a keys file, `Authorization: Basic` is an auth string to check, not "no token".
+    this.sources = this.credentials === null ? config.tokens : { ...config.tokens, basic: true };
   }
 
   /** Validates the config (AuthError 'config_invalid' with zod paths) and builds the engine. No I/O but reading configured files. */
@@ -96,6 +119,7 @@ export class AuthzEngine {
    */
   start(): Promise<void> {
     if (this.closed) return Promise.reject(new AuthError('closed', 'engine is closed'));
+    this.credentials?.start();
     this.starting ??= Promise.all(this.issuers.map((i) => i.keys.start())).then(() => {
       const down = this.issuers.filter((i) => !i.keys.ready()).map((i) => i.id);
       if (down.length > 0) this.logger.warn({ issuers: down }, 'no keys yet for some issuers');
@@ -125,9 +149,9 @@ export class AuthzEngine {
     return this.issuers.map((i) => ({ id: i.id, iss: i.iss, ...i.keys.status() }));
   }
 
-  /** Refetches every remote key set now, ignoring back-off (e.g. on SIGHUP). */
+  /** Refetches every remote key set and re-reads the keys file now, ignoring back-off (e.g. on SIGHUP). */
   async refreshKeys(): Promise<void> {
-    await Promise.all(this.issuers.map((i) => i.keys.refresh(true)));
+    await Promise.all([...this.issuers.map((i) => i.keys.refresh(true)), this.credentials?.reload()]);
   }
 
   /**
@@ -138,6 +162,7 @@ export class AuthzEngine {
   reloadPolicy(policy: PolicyConfigInput): void {
     const next = CompiledPolicy.compile(policy);
     checkRoleTargets(this.config, next);
+    this.credentials?.setPolicy(credentialPolicyOf(next));
     this.policy = next;
     this.logger.info({ generation: next.generation, rules: next.rules.length }, 'policy reloaded');
   }
@@ -146,6 +171,7 @@ export class AuthzEngine {
     if (this.closed) return;
     this.closed = true;
     for (const issuer of this.issuers) issuer.keys.close();
+    this.credentials?.close();
     this.cache.clear();
   }
 
@@ -155,6 +181,7 @@ export class AuthzEngine {
     let now = 0;
     let hit: ReturnType<TokenCache['get']>;
     if (typeof token === 'string') {
+      if (looksLikeApiKey(token)) return this.decideApiKey(req, token);
       now = this.now();
       hit = this.cache.get(token, now);
       // The common case first: a cached identity, usually with a remembered decision.
@@ -164,6 +191,7 @@ export class AuthzEngine {
     if (path instanceof PathRejection) return this.count(denial('bad_request', null, null));
     if (token === null) return this.count(this.anonymous(req, path, null));
     if (token instanceof TokenRejection) return this.count(denial('malformed_token', null, null));
+    if (token instanceof BasicCredential) return this.decideAuthString(req, path, token);
     if (hit !== undefined) {
       this.counters.hits++;
       return this.count(denial(hit === EXPIRED ? 'expired' : 'not_yet_valid', null, 'hit'));
@@ -208,6 +236,28 @@ export class AuthzEngine {
       trace.push(`token: refused: ${token.why}`);
       return done(denial('malformed_token', null, null));
     }
+    if (token instanceof BasicCredential || looksLikeApiKey(token)) {
+      const apiKey = typeof token === 'string';
+      trace.push(
+        `token: from ${tokenSourceOf(req, this.sources)}, ${apiKey ? 'an API key' : 'an auth string'}`,
+      );
+      const iss = apiKey ? API_KEY_ISS : AUTH_STRING_ISS;
+      const store = this.credentials;
+      const outcome: Identity | CredentialFailure =
+        store === null
+          ? 'bad_credentials'
+          : typeof token === 'string'
+            ? store.checkKey(token, this.now())
+            : await store.verifyAuthString(token);
+      if (typeof outcome === 'string') {
+        trace.push(`keys file: ${store?.file ?? '(apiKeys not configured)'}: ${outcome}`);
+        return done(denial(outcome, iss, 'miss'));
+      }
+      trace.push(
+        `keys file: entry ${outcome.kid}, subject ${outcome.sub}, roles [${outcome.roles.join(', ')}]`,
+      );
+      return done(this.authorize(req, path, outcome, 'miss', trace, options.verbose));
+    }
     trace.push(`token: from ${tokenSourceOf(req, this.sources)}, ${token.length} bytes`);
     const outcome = await this.verifier.verify(token, this.now(), trace);
     if (!outcome.ok) {
@@ -238,6 +288,7 @@ export class AuthzEngine {
         jose: this.verifier.paths.jose,
       },
       issuers: this.issuerStatus(),
+      credentials: this.credentials?.status() ?? null,
       policyGeneration: this.policy.generation,
     };
   }
@@ -249,20 +300,30 @@ export class AuthzEngine {
    * checked by the cache lookup just before. Rejected paths are not remembered.
    */
   private decideCached(req: AuthzRequest, identity: Identity): Decision {
+    return this.decideIdentity(req, identity, 'hit', true);
+  }
+
+  /** decideCached() for any identity; `tokenCache`: it came from the token cache (counted as a hit). */
+  private decideIdentity(
+    req: AuthzRequest,
+    identity: Identity,
+    cache: CacheOutcome,
+    tokenCache: boolean,
+  ): Decision {
     const policy = this.policy;
     if (identity.maskGeneration !== policy.generation) this.refreshMasks(identity, policy);
     let memo = identity.decisions;
     if (memo !== null) {
       const d = memo.get(req);
       if (d !== undefined) {
-        this.counters.hits++;
+        if (tokenCache) this.counters.hits++;
         return d;
       }
     }
     const path = normalizePath(req.path);
     if (path instanceof PathRejection) return denial('bad_request', null, null);
-    this.counters.hits++;
-    const d = Object.freeze(this.authorize(req, path, identity, 'hit', null));
+    if (tokenCache) this.counters.hits++;
+    const d = Object.freeze(this.authorize(req, path, identity, cache, null));
     if (memo === null) identity.decisions = memo = new DecisionMemo(policy.reads, MAX_REMEMBERED_DECISIONS);
     memo.set(req, d);
     return d;
@@ -274,6 +335,42 @@ export class AuthzEngine {
     identity.effectiveMask = policy.roles.effectiveMask(identity.directMask);
     identity.maskGeneration = policy.generation;
     identity.decisions = null;
+  }
+
+  /**
+   * An API key (`spoe_...`, whichever token source carried it): never the JWT path, so an
+   * unknown or mistyped key is `bad_credentials`, not a malformed JWT. Synchronous.
+   */
+  private decideApiKey(req: AuthzRequest, token: string): Decision {
+    const outcome =
+      this.credentials === null ? 'bad_credentials' : this.credentials.checkKey(token, this.now());
+    if (typeof outcome !== 'string') return this.count(this.decideIdentity(req, outcome, 'miss', false));
+    if (normalizePath(req.path) instanceof PathRejection)
+      return this.count(denial('bad_request', null, null));
+    return this.count(denial(outcome, API_KEY_ISS, 'miss'));
+  }
+
+  /** `Authorization: Basic`: a remembered auth string, or a bounded scrypt check. */
+  private decideAuthString(
+    req: AuthzRequest,
+    path: string,
+    basic: BasicCredential,
+  ): Decision | Promise<Decision> {
+    const store = this.credentials;
+    if (store === null) return this.count(denial('bad_credentials', AUTH_STRING_ISS, 'miss'));
+    const known = store.cachedAuthString(basic, this.now());
+    if (known !== undefined) return this.count(this.decideIdentity(req, known, 'hit', false));
+    const outcome = store.verifyAuthString(basic);
+    if (!(outcome instanceof Promise)) return this.afterCredential(req, path, outcome);
+    return outcome.then((o) => this.afterCredential(req, path, o));
+  }
+
+  private afterCredential(req: AuthzRequest, path: string, outcome: Identity | CredentialFailure): Decision {
+    return this.count(
+      typeof outcome === 'string'
+        ? denial(outcome, AUTH_STRING_ISS, 'miss')
+        : this.authorize(req, path, outcome, 'miss', null),
+    );
   }
 
   private verifyThenAuthorize(

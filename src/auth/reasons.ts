@@ -14,6 +14,10 @@ export const REASONS = [
   'forbidden',
   'keys_unavailable',
   'bad_request',
+  // Credentials from the keys file (src/auth/apikeys/): no match, revoked, hashing at capacity.
+  'bad_credentials',
+  'revoked',
+  'credentials_busy',
 ] as const;
 
 export type Reason = (typeof REASONS)[number];
@@ -38,6 +42,9 @@ export const STATUS_BY_REASON: Readonly<Record<Reason, DecisionStatus>> = {
   forbidden: 403,
   keys_unavailable: 503,
   bad_request: 403,
+  bad_credentials: 401,
+  revoked: 401,
+  credentials_busy: 503,
 };
 
 /** Token failures worth remembering briefly: retrying them cannot succeed within seconds. */
@@ -51,9 +58,3 @@ export const NEGATIVE_CACHEABLE: ReadonlySet<Reason> = new Set<Reason>([
   'bad_claims',
   'unknown_key',
 ]);
-
-const REASON_SET: ReadonlySet<string> = new Set(REASONS);
-
-export function isReason(value: unknown): value is Reason {
-  return typeof value === 'string' && REASON_SET.has(value);
-}

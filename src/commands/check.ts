@@ -1,7 +1,7 @@
 /** `check`: validate the config (field paths on error) and optionally the SPOE file. */
 
-import type { CliValues } from '../cli.js';
 import { checkEngine, loadConfig } from '../config/load.js';
+import type { CliValues } from './options.js';
 import { checkSpoeConf } from './spoe-conf-check.js';
 
 export async function runCheck(values: CliValues): Promise<number> {

@@ -1,9 +1,9 @@
 /** `explain`: one request through the engine, with the trace of every step. */
 import { canonicalPath } from '../agent/handler.js';
 import type { AuthzRequest } from '../auth/index.js';
-import type { CliValues } from '../cli.js';
-import { UsageError } from '../cli.js';
 import { createEngine, loadConfig } from '../config/load.js';
+import { UsageError } from '../errors.js';
+import type { CliValues } from './options.js';
 
 export async function runExplain(values: CliValues): Promise<number> {
   if (values.path === undefined) throw new UsageError('explain needs --path');

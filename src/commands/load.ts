@@ -1,16 +1,14 @@
 /** `load`: drive an agent with SPOP traffic as HAProxy would, and report throughput and latency. */
 import { constants } from 'node:os';
-import type { CliValues } from '../cli.js';
-import { UsageError } from '../cli.js';
 import {
   currentGc,
   formatReport,
   LoadInterrupted,
-  LoadUsageError,
   parseLoadOptions,
   runLoadTest,
   runWithSingleGc,
 } from '../load/index.js';
+import type { CliValues } from './options.js';
 
 /**
  * `argv`: the CLI's arguments, to run them again under `--single-threaded-gc` (src/load/gc.ts).
@@ -19,13 +17,7 @@ import {
  * second signal ends the process at once.
  */
 export async function runLoad(values: CliValues, argv: readonly string[]): Promise<number> {
-  let options: ReturnType<typeof parseLoadOptions>;
-  try {
-    options = parseLoadOptions(values);
-  } catch (err) {
-    if (err instanceof LoadUsageError) throw new UsageError(err.message);
-    throw err;
-  }
+  const options = parseLoadOptions(values);
   if (options.generatorGc === 'single' && currentGc() !== 'single') return runWithSingleGc(argv);
   const abort = new AbortController();
   let caught: NodeJS.Signals | null = null;

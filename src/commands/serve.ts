@@ -3,18 +3,18 @@ import cluster from 'node:cluster';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
-import type { CliValues } from '../cli.js';
-import { UsageError } from '../cli.js';
 import { ConfigError, formatIssue } from '../config/errors.js';
 import { parseListenAddress } from '../config/listen-address.js';
 import { type AgentConfig, loadConfig } from '../config/load.js';
+import { UsageError } from '../errors.js';
 import { startEndpoints } from '../http-endpoints.js';
 import { createLogger } from '../log.js';
 import { type Runtime, startRuntime } from '../runtime.js';
 import { removeStaleSocket, SocketPathInUse } from '../stale-socket.js';
+import type { CliValues } from './options.js';
 
 /** How long a graceful stop may take before what is left is destroyed. */
-const STOP_DEADLINE_MS = 10_000;
+export const STOP_DEADLINE_MS = 10_000;
 
 export function cliOverrides(values: CliValues): Record<string, unknown> {
   const o: Record<string, unknown> = {};

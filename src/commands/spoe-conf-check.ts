@@ -6,7 +6,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { ARG, AUTHORIZE_MESSAGE } from '../agent/request.js';
-import { CLAIM_VAR_PREFIX, oversizedVarNames, VAR_PREFIX_MAX_CHARS } from '../auth/index.js';
+import {
+  CLAIM_VAR_PREFIX,
+  HAPROXY_VAR_NAME_MAX_BYTES,
+  oversizedVarNames,
+  VAR_PREFIX_MAX_CHARS,
+} from '../var-names.js';
 
 export interface SpoeCheck {
   readonly errors: string[];
@@ -92,7 +97,9 @@ export function checkSpoeText(text: string, claimNames: readonly string[]): Spoe
     errors.push(`var-prefix "${effectivePrefix}" is longer than ${VAR_PREFIX_MAX_CHARS} characters`);
   }
   for (const full of oversizedVarNames(claimNames, effectivePrefix)) {
-    errors.push(`variable ${full} is longer than 63 bytes: HAProxy would drop it (shorten var-prefix)`);
+    errors.push(
+      `variable ${full} is longer than ${HAPROXY_VAR_NAME_MAX_BYTES} bytes: HAProxy would drop it (shorten var-prefix)`,
+    );
   }
   // A warning, not an error: HAProxy 2.5+ sets txn variables whether listed or not
   // (vars_set_by_name_ifexist restricts only proc-scope names; test/e2e/forwarded-claims.test.ts

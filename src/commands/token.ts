@@ -1,8 +1,8 @@
 /** `token`: mint a token from the built-in DEVELOPMENT issuer, for demos and tests only. */
 import { mintDevToken } from '../auth/index.js';
-import type { CliValues } from '../cli.js';
-import { UsageError } from '../cli.js';
 import { loadConfig } from '../config/load.js';
+import { UsageError } from '../errors.js';
+import type { CliValues } from './options.js';
 
 export async function runToken(values: CliValues): Promise<number> {
   if (values.sub === undefined) throw new UsageError('token needs --sub');

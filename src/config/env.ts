@@ -13,10 +13,15 @@ export const ENV_VARS = {
   AUTHZ_AUDIT: 'audit (all, deny, off)',
   AUTHZ_HANDLER_TIMEOUT_MS: 'spop.handlerTimeoutMs',
   AUTHZ_MAX_CONNECTIONS: 'spop.maxConnections',
+  AUTHZ_LIMIT_POLICY: 'spop.limitPolicy (evict-idle, evict-handshaking, refuse)',
+  AUTHZ_HELLO_TIMEOUT_MS: 'spop.helloTimeoutMs',
+  AUTHZ_FRAME_TIMEOUT_MS: 'spop.frameTimeoutMs',
   AUTHZ_SOCKET_MODE: 'spop.socketMode (octal, with a unix: listen address)',
   AUTHZ_JWKS_CACHE_DIR: 'jwksCacheDir (default $STATE_DIRECTORY under systemd)',
   AUTHZ_TOKEN_COOKIE: 'tokens.cookie',
   AUTHZ_API_BASE_PATH: 'policy.prefect.basePath',
+  AUTHZ_API_KEYS_FILE: 'apiKeys.file (API keys and auth strings; see `spoe-authz apikey`)',
+  AUTHZ_VERIFIER: 'verifier (`fast` or `jose`)',
   AUTHZ_ISSUER: 'adds issuer `env` with this exact iss',
   AUTHZ_AUDIENCE: 'its audiences (comma-separated; required with AUTHZ_ISSUER)',
   AUTHZ_ALGORITHMS: 'its algorithms (comma-separated; default RS256, or HS256 with a secret)',
@@ -98,6 +103,13 @@ export function applyEnv(raw: Obj, env: Env): ConfigIssue[] {
   if (timeout !== undefined) sub(raw, 'spop').handlerTimeoutMs = timeout;
   const maxConn = int(env, 'AUTHZ_MAX_CONNECTIONS', issues);
   if (maxConn !== undefined) sub(raw, 'spop').maxConnections = maxConn;
+  set('AUTHZ_LIMIT_POLICY', (v) => {
+    sub(raw, 'spop').limitPolicy = v;
+  });
+  const helloTimeout = int(env, 'AUTHZ_HELLO_TIMEOUT_MS', issues);
+  if (helloTimeout !== undefined) sub(raw, 'spop').helloTimeoutMs = helloTimeout;
+  const frameTimeout = int(env, 'AUTHZ_FRAME_TIMEOUT_MS', issues);
+  if (frameTimeout !== undefined) sub(raw, 'spop').frameTimeoutMs = frameTimeout;
   set('AUTHZ_SOCKET_MODE', (v) => {
     sub(raw, 'spop').socketMode = v;
   });
@@ -108,6 +120,12 @@ export function applyEnv(raw: Obj, env: Env): ConfigIssue[] {
   });
   set('AUTHZ_API_BASE_PATH', (v) => {
     sub(sub(raw, 'policy'), 'prefect').basePath = v;
+  });
+  set('AUTHZ_API_KEYS_FILE', (v) => {
+    sub(raw, 'apiKeys').file = v;
+  });
+  set('AUTHZ_VERIFIER', (v) => {
+    raw.verifier = v;
   });
   const dev = bool(env, 'AUTHZ_DEV_ISSUER', issues);
   if (dev !== undefined) raw.devIssuer = dev;

@@ -110,12 +110,18 @@ function validate(raw: Record<string, unknown>, source: string, issues: ConfigIs
   }
   const checked = AuthzConfigSchema.safeParse(authz);
   if (!checked.success) issues.push(...zodIssues(checked.error).map((i) => devIssuerIssue(i, devIndex)));
-  else if (checked.data.issuers.length === 0 && !checked.data.allowNoKeys && issues.length === 0) {
+  else if (
+    checked.data.issuers.length === 0 &&
+    checked.data.apiKeys === undefined &&
+    !checked.data.allowNoKeys &&
+    issues.length === 0
+  ) {
     issues.push({
       path: 'issuers',
       message:
-        'none configured: no token can be verified, only anonymous rules can allow; add an issuer ' +
-        '(or AUTHZ_ISSUER), or set allowNoKeys: true (AUTHZ_ALLOW_NO_KEYS=true) if that is intended',
+        'none configured (and no apiKeys.file): no credential can be verified, only anonymous rules ' +
+        'can allow; add an issuer (or AUTHZ_ISSUER), or set allowNoKeys: true (AUTHZ_ALLOW_NO_KEYS=true) ' +
+        'if that is intended',
     });
   }
   if (issues.length > 0 || !settings.success) throw new ConfigError(source, issues);

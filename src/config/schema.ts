@@ -4,8 +4,12 @@
  * jwksCacheDir, policy), all at the top level. Every default is the production default.
  */
 import { z } from 'zod';
-import { AUDIT_MODES } from '../agent/audit.js';
+import { LIMIT_POLICIES } from '../spop/index.js';
 import { parseListenAddress } from './listen-address.js';
+
+/** One audit line per decision (`all`), per deny (`deny`), or none. */
+export const AUDIT_MODES = ['all', 'deny', 'off'] as const;
+export type AuditMode = (typeof AUDIT_MODES)[number];
 
 /** Loopback: the agent is reached only by an HAProxy on the same host unless told otherwise. */
 export const DEFAULT_LISTEN = '127.0.0.1:12345';
@@ -18,10 +22,20 @@ const LISTEN = z.string().superRefine((value, ctx) => {
 export const SpopSettingsSchema = z.strictObject({
   /** Our max-frame-size; the HELLO answer is min(HAProxy's offer, this). */
   maxFrameSize: z.number().int().min(256).max(1_048_576).default(16_380),
-  /** Connections over this are accepted and closed at once. */
+  /** Open SPOP connections at most; what a new one does over it is `limitPolicy`. */
   maxConnections: z.number().int().min(1).max(1_000_000).default(1_024),
+  /**
+   * At `maxConnections`: `evict-idle` closes the oldest connection still waiting for its HELLO,
+   * else the idle one whose last frame is the oldest; `evict-handshaking` only the former;
+   * `refuse` closes the new connection. A connection with a NOTIFY in flight is never evicted.
+   */
+  limitPolicy: z.enum(LIMIT_POLICIES).default('evict-idle'),
   /** An SPOP connection silent this long is closed (0: never). */
   idleTimeoutMs: z.number().int().min(0).max(86_400_000).default(60_000),
+  /** A connection that has not sent HAPROXY-HELLO this long after the accept is closed. */
+  helloTimeoutMs: z.number().int().min(1).max(600_000).default(5_000),
+  /** A frame not complete this long after its first byte is closed (every byte does not extend it). */
+  frameTimeoutMs: z.number().int().min(1).max(600_000).default(5_000),
   /**
    * A decision not made within this gets a fail-closed ACK (allow=false, status=503).
    * Keep it below the SPOE `timeout processing` so HAProxy hears the answer.

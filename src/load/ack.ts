@@ -6,9 +6,14 @@
  * allocated per frame except the reason and cache strings.
  */
 
-/** Why a frame could not be read. */
-export class AckFormatError extends Error {
-  override name = 'AckFormatError';
+import { AgentError } from '../errors.js';
+import { Reader, SpopError } from '../spop/index.js';
+
+/** Why a frame from the agent could not be read (`cause`: the codec's SpopError, if any). */
+export class AckFormatError extends AgentError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_LOAD_ACK_FORMAT', message, options);
+  }
 }
 
 const ACTION_SET_VAR = 1;
@@ -43,73 +48,50 @@ export class AckReader {
   reason: string | null = null;
   cache: string | null = null;
   actions = 0;
-  private pos = 0;
-  private end = 0;
-  private buf: Uint8Array = new Uint8Array(0);
+  /** The protocol layer's bounds-checked cursor: every read throws on a truncated frame. */
+  private readonly r = new Reader(new Uint8Array(0));
 
   /** Reads the frame body `buf[start, end)`. Throws {@link AckFormatError}. */
   read(buf: Uint8Array, start: number, end: number): void {
-    this.buf = buf;
-    this.pos = start;
-    this.end = end;
     if (end - start < 7) throw new AckFormatError('frame shorter than 7 bytes');
-    this.type = buf[start]!;
-    this.flags =
-      ((buf[start + 1]! << 24) | (buf[start + 2]! << 16) | (buf[start + 3]! << 8) | buf[start + 4]!) >>> 0;
-    this.pos = start + 5;
-    this.streamId = this.varint();
-    this.frameId = this.varint();
-    this.payloadStart = this.pos;
     this.allow = -1;
     this.status = -1;
     this.reason = null;
     this.cache = null;
     this.actions = 0;
-    if (this.type === 103) this.readActions();
+    const r = this.r.reset(buf, start, end);
+    try {
+      this.type = r.u8();
+      this.flags = r.u32();
+      this.streamId = this.id();
+      this.frameId = this.id();
+      this.payloadStart = r.pos;
+      if (this.type === 103) this.readActions();
+    } catch (err) {
+      if (err instanceof SpopError) throw new AckFormatError(err.message, { cause: err });
+      throw err;
+    }
   }
 
-  /** Varint of §1.4 (additive, 4 then 7 bits per byte); values above 2^48 are refused. */
-  private varint(): number {
-    const buf = this.buf;
-    let p = this.pos;
-    if (p >= this.end) throw new AckFormatError('truncated varint');
-    let b = buf[p++]!;
-    if (b < 240) {
-      this.pos = p;
-      return b;
-    }
-    let v = b;
-    let mul = 16;
-    for (let i = 1; i < 7; i++) {
-      if (p >= this.end) throw new AckFormatError('truncated varint');
-      b = buf[p++]!;
-      v += b * mul;
-      if (b < 128) {
-        this.pos = p;
-        return v;
-      }
-      mul *= 128;
-    }
-    throw new AckFormatError('varint above 2^48');
-  }
-
-  private byte(): number {
-    if (this.pos >= this.end) throw new AckFormatError('truncated action');
-    return this.buf[this.pos++]!;
+  /** Stream and frame ids are compared with the numbers the generator sent. */
+  private id(): number {
+    const v = this.r.varint();
+    if (typeof v !== 'number') throw new AckFormatError('id above 2^53');
+    return v;
   }
 
   private readActions(): void {
-    while (this.pos < this.end) {
-      const type = this.byte();
-      const nbArgs = this.byte();
+    const r = this.r;
+    while (r.pos < r.end) {
+      const type = r.u8();
+      const nbArgs = r.u8();
       if (!((type === ACTION_SET_VAR && nbArgs === 3) || (type === ACTION_UNSET_VAR && nbArgs === 2))) {
         throw new AckFormatError(`unknown action ${type} with ${nbArgs} args`);
       }
-      if (this.byte() > MAX_SCOPE) throw new AckFormatError('unknown variable scope');
-      const nameLen = this.varint();
-      const nameStart = this.pos;
-      if (nameLen === 0 || nameLen > this.end - nameStart) throw new AckFormatError('bad variable name');
-      this.pos += nameLen;
+      if (r.u8() > MAX_SCOPE) throw new AckFormatError('unknown variable scope');
+      const nameLen = r.length();
+      if (nameLen === 0) throw new AckFormatError('bad variable name');
+      const nameStart = r.skip(nameLen);
       this.actions++;
       if (type === ACTION_SET_VAR) this.value(nameStart, nameLen);
     }
@@ -117,42 +99,30 @@ export class AckReader {
 
   /** One TYPED-DATA (§1.5), recorded when its name is one we check. */
   private value(nameStart: number, nameLen: number): void {
-    const buf = this.buf;
-    const t = this.byte();
+    const r = this.r;
+    const buf = r.buf;
+    r.typed();
+    const t = r.typeByte;
     switch (t & 0x0f) {
-      case 0: // NULL
-        return;
       case 1: // BOOL
         if (nameIs(buf, nameStart, nameLen, N_ALLOW)) this.allow = (t & 0xf0) === BOOL_TRUE ? 1 : 0;
         return;
       case 2:
       case 3:
       case 4:
-      case 5: {
-        const v = this.varint();
-        if (nameIs(buf, nameStart, nameLen, N_STATUS)) this.status = v;
+      case 5:
+        if (nameIs(buf, nameStart, nameLen, N_STATUS)) {
+          r.pos = r.dataStart;
+          this.status = Number(r.varint());
+        }
         return;
-      }
-      case 6:
-      case 7: {
-        const n = (t & 0x0f) === 6 ? 4 : 16;
-        if (n > this.end - this.pos) throw new AckFormatError('truncated address');
-        this.pos += n;
-        return;
-      }
       case 8:
-      case 9: {
-        const n = this.varint();
-        const s = this.pos;
-        if (n > this.end - s) throw new AckFormatError('truncated string');
-        this.pos += n;
-        if ((t & 0x0f) !== 8) return;
-        if (nameIs(buf, nameStart, nameLen, N_REASON)) this.reason = latin1(buf, s, s + n);
-        else if (nameIs(buf, nameStart, nameLen, N_CACHE)) this.cache = latin1(buf, s, s + n);
+        if (nameIs(buf, nameStart, nameLen, N_REASON)) this.reason = latin1(buf, r.dataStart, r.dataEnd);
+        else if (nameIs(buf, nameStart, nameLen, N_CACHE)) this.cache = latin1(buf, r.dataStart, r.dataEnd);
         return;
-      }
       default:
-        throw new AckFormatError(`reserved data type ${t & 0x0f}`);
+        // NULL, IPV4, IPV6, BINARY: validated by typed(), nothing to record.
+        return;
     }
   }
 }

@@ -134,8 +134,8 @@ export class LoadConnection {
     return new Promise((resolve, reject) => {
       // Reads land in one buffer of this connection's (`onread`) rather than in a new
       // ArrayBuffer per read: under single-threaded GC (gc.ts) every such ArrayBuffer is freed
-      // inside the next scavenge's pause (scavenge.sweep_array_buffers, ~4 of a 4.7 ms pause at
-      // 10k reads/s on this VM), and that pause reads as the agent's latency. The framer copies
+      // inside the next scavenge's pause (scavenge.sweep_array_buffers, most of that pause), and
+      // the pause reads as the agent's latency. The framer copies
       // what it keeps of a chunk (a partial frame) and AckReader parses an ACK at once, so the
       // buffer is free again when the callback returns.
       const onread = { buffer: this.readBuffer, callback: this.onReadBound };

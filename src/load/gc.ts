@@ -1,9 +1,8 @@
 /**
  * The generator's garbage collector. By default V8 scavenges in parallel and marks concurrently
  * on helper threads; on a small machine those threads take a CPU from the agent under test at
- * random moments, and the load script reports the stall as the agent's latency. Measured on
- * 2 vCPUs, open loop at 30k/s against the null agent: p99 12-14 ms with the generator's default
- * GC, 4.7-5.9 ms with `--single-threaded-gc` (the same flag on the agent changed nothing).
+ * random moments, and the load script reports the stall as the agent's latency (p99 against the
+ * null agent is several times lower with `--single-threaded-gc`; BENCHMARKS.md).
  *
  * V8 takes such flags at startup only (set at runtime, V8 aborts in its next GC), so `load`
  * runs itself again under the flag, unless it has it already or `--generator-gc parallel`.

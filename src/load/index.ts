@@ -26,7 +26,7 @@ export { type SpawnedAgent, spawnAgent } from './agent-process.js';
 export { currentGc, type GeneratorGc, runWithSingleGc } from './gc.js';
 export { devIssuer, issuerFor, ownIssuer, type TokenIssuer } from './issuer.js';
 export { PREFECT_ROUTES } from './notify.js';
-export { type LoadOptions, LoadUsageError, parseLoadOptions } from './options.js';
+export { type LoadOptions, parseLoadOptions } from './options.js';
 export {
   cpuPercent,
   type MachineSample,

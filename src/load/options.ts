@@ -3,6 +3,7 @@
  * defaults and hard caps so a run is always bounded in time, count and memory.
  */
 import { ALGORITHMS, DEV_ALGORITHM } from '../auth/index.js';
+import { UsageError } from '../errors.js';
 import type { GeneratorGc } from './gc.js';
 import { isLoopback, parseTarget, type Target } from './target.js';
 
@@ -84,18 +85,13 @@ export const DEFAULT_BATCH_US = 0;
 export const DEFAULT_TARGET = '127.0.0.1:12345';
 export const DEFAULT_DURATION_S = 10;
 
-/** A usage mistake: the CLI prints it with the usage text and exits 2. */
-export class LoadUsageError extends Error {
-  override name = 'LoadUsageError';
-}
-
 /** What the CLI hands over: parseArgs values (strings, booleans, string arrays). */
 export type RawLoadValues = Readonly<Record<string, string | boolean | readonly string[] | undefined>>;
 
 function str(values: RawLoadValues, name: string): string | undefined {
   const v = values[name];
   if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw new LoadUsageError(`--${name} takes a value`);
+  if (typeof v !== 'string') throw new UsageError(`--${name} takes a value`);
   return v;
 }
 
@@ -105,7 +101,7 @@ function num(values: RawLoadValues, name: string, min: number, max: number, inte
   const n = Number(s.replaceAll('_', ''));
   if (s.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max) {
     const kind = integer ? 'a whole number' : 'a number';
-    throw new LoadUsageError(`--${name} takes ${kind} from ${min} to ${max}, got "${s}"`);
+    throw new UsageError(`--${name} takes ${kind} from ${min} to ${max}, got "${s}"`);
   }
   return n;
 }
@@ -118,31 +114,31 @@ export function parseTokenMode(value: string): TokenMode {
     const size = Number(m[1]);
     if (size >= 1 && size <= LIMITS.poolSize) return { kind: 'pool', size };
   }
-  throw new LoadUsageError(`--tokens takes reuse, pool:N (1..${LIMITS.poolSize}) or unique, got "${value}"`);
+  throw new UsageError(`--tokens takes reuse, pool:N (1..${LIMITS.poolSize}) or unique, got "${value}"`);
 }
 
-/** Validates and completes the options. Throws {@link LoadUsageError}. */
+/** Validates and completes the options. Throws {@link UsageError}. */
 export function parseLoadOptions(values: RawLoadValues): LoadOptions {
   const spawnAgent = values['spawn-agent'] === true;
   const targetText = str(values, 'target');
   if (spawnAgent && targetText !== undefined) {
-    throw new LoadUsageError('--target and --spawn-agent exclude each other (the agent gets a free port)');
+    throw new UsageError('--target and --spawn-agent exclude each other (the agent gets a free port)');
   }
   const target = parseTarget(targetText ?? DEFAULT_TARGET);
-  if (typeof target === 'string') throw new LoadUsageError(`--target: ${target}`);
+  if (typeof target === 'string') throw new UsageError(`--target: ${target}`);
   if (!isLoopback(target) && values['allow-remote'] !== true) {
-    throw new LoadUsageError(
+    throw new UsageError(
       `--target ${targetText} is not a loopback address; load tests against another machine need --allow-remote`,
     );
   }
   const agentConfig = str(values, 'config') ?? null;
   const agentNodeOptions = (str(values, 'agent-node-options') ?? '').split(/\s+/).filter((s) => s !== '');
   if (!spawnAgent && (agentNodeOptions.length > 0 || agentConfig !== null)) {
-    throw new LoadUsageError('--agent-node-options and --config apply to --spawn-agent only');
+    throw new UsageError('--agent-node-options and --config apply to --spawn-agent only');
   }
   const agentPid = num(values, 'agent-pid', 1, 2 ** 22, true);
   if (spawnAgent && agentPid !== null) {
-    throw new LoadUsageError('--agent-pid names an agent started elsewhere; --spawn-agent reports its own');
+    throw new UsageError('--agent-pid names an agent started elsewhere; --spawn-agent reports its own');
   }
 
   const requests = num(values, 'requests', 1, LIMITS.requests, true);
@@ -151,36 +147,36 @@ export function parseLoadOptions(values: RawLoadValues): LoadOptions {
 
   const alg = (str(values, 'alg') ?? DEV_ALGORITHM) as Algorithm;
   if (!(ALGORITHMS as readonly string[]).includes(alg)) {
-    throw new LoadUsageError(`--alg takes one of ${ALGORITHMS.join(', ')}, got "${alg}"`);
+    throw new UsageError(`--alg takes one of ${ALGORITHMS.join(', ')}, got "${alg}"`);
   }
   const tokenFile = str(values, 'token-file') ?? null;
   if (tokenFile !== null && str(values, 'alg') !== undefined) {
-    throw new LoadUsageError('--alg does not apply to --token-file (the file decides the algorithm)');
+    throw new UsageError('--alg does not apply to --token-file (the file decides the algorithm)');
   }
   if (alg !== DEV_ALGORITHM && !spawnAgent) {
-    throw new LoadUsageError(
+    throw new UsageError(
       `the development issuer signs ${DEV_ALGORITHM} only: --alg ${alg} needs --spawn-agent ` +
         '(the script then runs its own issuer and configures the agent for it) or --token-file',
     );
   }
   if (alg !== DEV_ALGORITHM && agentConfig !== null) {
-    throw new LoadUsageError(`--alg ${alg} writes its own agent config; it cannot be combined with --config`);
+    throw new UsageError(`--alg ${alg} writes its own agent config; it cannot be combined with --config`);
   }
 
   const pacing = str(values, 'pacing') ?? 'sleep';
   if (values['batch-us'] !== undefined && values.rate === undefined) {
-    throw new LoadUsageError('--batch-us applies to an open loop: give --rate too');
+    throw new UsageError('--batch-us applies to an open loop: give --rate too');
   }
   const generatorGc = str(values, 'generator-gc') ?? 'single';
   if (generatorGc !== 'single' && generatorGc !== 'parallel') {
-    throw new LoadUsageError(`--generator-gc takes single or parallel, got "${generatorGc}"`);
+    throw new UsageError(`--generator-gc takes single or parallel, got "${generatorGc}"`);
   }
   if (pacing !== 'sleep' && pacing !== 'spin') {
-    throw new LoadUsageError(`--pacing takes sleep or spin, got "${pacing}"`);
+    throw new UsageError(`--pacing takes sleep or spin, got "${pacing}"`);
   }
 
   const ids = str(values, 'ids') ?? '3.1';
-  if (ids !== '3.1' && ids !== '2.6') throw new LoadUsageError(`--ids takes 3.1 or 2.6, got "${ids}"`);
+  if (ids !== '3.1' && ids !== '2.6') throw new UsageError(`--ids takes 3.1 or 2.6, got "${ids}"`);
 
   return {
     target,

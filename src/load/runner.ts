@@ -266,7 +266,7 @@ export class Runner implements ConnectionEvents {
    * Sends what is due (open loop) or fills every pipeline (closed loop), then flushes. Open
    * loop: then arms the next pump for the next send time, unless one is armed already. Called
    * from the armed pump and whenever ACKs free pipeline slots; arming only when none is armed
-   * keeps it to one chain of pumps (each ACK used to start another chain of immediates).
+   * keeps it to one chain of pumps (not a chain of immediates per ACK).
    */
   private pump(): void {
     if (this.phase === 'done') return;

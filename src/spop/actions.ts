@@ -10,12 +10,3 @@ import type { VarValue } from './typed-data.js';
 export type Action =
   | { readonly op: 'set'; readonly scope: VarScope; readonly name: string; readonly value: VarValue }
   | { readonly op: 'unset'; readonly scope: VarScope; readonly name: string };
-
-/** Convenience constructors (plain objects; handlers may build the literals themselves). */
-export function setVar(scope: VarScope, name: string, value: VarValue): Action {
-  return { op: 'set', scope, name, value };
-}
-
-export function unsetVar(scope: VarScope, name: string): Action {
-  return { op: 'unset', scope, name };
-}

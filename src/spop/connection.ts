@@ -9,10 +9,13 @@
  *   at the end of each read for ACKs decided synchronously, in the next check phase for others.
  * - Nothing throws out of the socket callbacks; malformed input ends in AGENT-DISCONNECT with
  *   the matching status once the in-flight NOTIFYs have been answered.
+ * - A peer cannot hold the connection without speaking: the HAPROXY-HELLO must arrive within
+ *   `helloTimeoutMs` of the accept, and a frame must be complete within `frameTimeoutMs` of its
+ *   first byte (a deadline per frame, not reset by each byte as the idle timeout is). Either
+ *   ends in AGENT-DISCONNECT 2.
  */
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Logger } from 'pino';
 import type { Action } from './actions.js';
 import { FrameFlag, FrameType, Status, VarScope } from './constants.js';
 import { decodeKvList, FrameHeader, readFrameHeader } from './decode.js';
@@ -21,6 +24,7 @@ import { HandlerTimeoutError, invalid, SpopError, SpopErrorCode } from './errors
 import { FrameWriter } from './frame-writer.js';
 import { Framer } from './framer.js';
 import { negotiateHello } from './hello.js';
+import type { SpopLogger } from './logger.js';
 import { decodeNotifyPayload } from './notify.js';
 import { PendingAck, PendingAcks } from './pending-acks.js';
 import { Reader } from './reader.js';
@@ -39,6 +43,8 @@ export interface ConnectionHost {
   readonly fallbackActions: (err: unknown) => Action[];
   readonly handlerTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  readonly helloTimeoutMs: number;
+  readonly frameTimeoutMs: number;
   readonly maxFrameSize: number;
   readonly stats: SpopStats;
   readonly onEvent: ((event: SpopEvent) => void) | null;
@@ -66,7 +72,7 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 
 export class Connection {
   readonly id: number;
-  readonly logger: Logger;
+  readonly logger: SpopLogger;
   private readonly socket: Socket;
   private readonly host: ConnectionHost;
   private readonly ctx: NotifyContext;
@@ -88,10 +94,19 @@ export class Connection {
   private readonly pending: PendingAcks;
   private handlerTimer: NodeJS.Timeout | null;
   private lingerTimer: NodeJS.Timeout | null;
+  /** Until HAPROXY-HELLO: fires `helloTimeoutMs` after the accept. */
+  private helloTimer: NodeJS.Timeout | null;
+  /** `performance.now()` when the incomplete frame's first byte arrived; -1 without one. */
+  private partialSince: number;
+  /** Armed while a frame is incomplete; re-armed lazily when it fires for an older frame. */
+  private frameTimer: NodeJS.Timeout | null;
+  /** `performance.now()` of the last read that completed a frame (or of the accept). */
+  private lastFrameAt: number;
   private readonly flushBound: () => void;
   private readonly handlerTimerBound: () => void;
+  private readonly frameTimerBound: () => void;
 
-  constructor(id: number, socket: Socket, host: ConnectionHost, logger: Logger) {
+  constructor(id: number, socket: Socket, host: ConnectionHost, logger: SpopLogger) {
     this.id = id;
     this.socket = socket;
     this.host = host;
@@ -112,6 +127,10 @@ export class Connection {
     this.pending = new PendingAcks();
     this.handlerTimer = null;
     this.lingerTimer = null;
+    this.helloTimer = null;
+    this.partialSince = -1;
+    this.frameTimer = null;
+    this.lastFrameAt = performance.now();
     this.flushBound = () => {
       try {
         this.flush();
@@ -122,6 +141,13 @@ export class Connection {
     this.handlerTimerBound = () => {
       try {
         this.onHandlerTimer();
+      } catch (err) {
+        this.internalError(err);
+      }
+    };
+    this.frameTimerBound = () => {
+      try {
+        this.onFrameTimer();
       } catch (err) {
         this.internalError(err);
       }
@@ -137,11 +163,41 @@ export class Connection {
     socket.on('drain', () => {
       if (this.reading) socket.resume();
     });
+    this.helloTimer = setTimeout(() => this.onHelloTimeout(), host.helloTimeoutMs);
   }
 
   /** NOTIFYs handed to the handler and not yet answered. */
   get inFlight(): number {
     return this.inflight;
+  }
+
+  /** Still waiting for HAPROXY-HELLO. */
+  get handshaking(): boolean {
+    return this.state === State.HELLO;
+  }
+
+  /** Past the handshake with nothing in flight: closing it loses no answer. */
+  get idle(): boolean {
+    return this.state === State.RUNNING && this.inflight === 0;
+  }
+
+  /** AGENT-DISCONNECT sent or the peer gone: it no longer counts against the connection limit. */
+  get ended(): boolean {
+    return this.state >= State.ENDED;
+  }
+
+  /** When a read last completed a frame (`performance.now()`), or when it was accepted. */
+  get lastFrame(): number {
+    return this.lastFrameAt;
+  }
+
+  /**
+   * Makes room at the connection limit: AGENT-DISCONNECT 13 and end, at once. Only for a
+   * connection that is {@link handshaking} or {@link idle}, so no NOTIFY goes unanswered.
+   */
+  evict(): void {
+    this.reading = false;
+    this.sendDisconnect(Status.RESOURCE, 'connection limit reached');
   }
 
   /**
@@ -169,8 +225,12 @@ export class Connection {
     const f = this.framer;
     f.push(chunk);
     this.inRead = true;
+    let frames = 0;
     try {
-      while (this.reading && f.next()) this.onFrame(f.frame, f.start, f.end);
+      while (this.reading && f.next()) {
+        frames++;
+        this.onFrame(f.frame, f.start, f.end);
+      }
     } catch (err) {
       try {
         this.fail(err);
@@ -180,9 +240,46 @@ export class Connection {
     } finally {
       this.inRead = false;
     }
+    if (this.reading) this.trackPartial(frames);
     // ACKs decided synchronously go out now, one write per read, without waiting for the
     // event loop's check phase (ACKs of promises are flushed by tryAck's setImmediate).
     if (this.writer.pending > 0) this.flush();
+  }
+
+  /** After a read: start the frame deadline for a frame begun in it, or drop the one finished. */
+  private trackPartial(frames: number): void {
+    const partial = this.framer.hasPartial;
+    if (frames === 0 && (!partial || this.partialSince >= 0)) return; // same frame still coming
+    const now = performance.now();
+    if (frames > 0) this.lastFrameAt = now;
+    if (!partial) {
+      this.partialSince = -1;
+      return;
+    }
+    // A frame began in this read (the last one it completed, if any, is behind it).
+    this.partialSince = now;
+    if (this.frameTimer === null)
+      this.frameTimer = setTimeout(this.frameTimerBound, this.host.frameTimeoutMs);
+  }
+
+  private onFrameTimer(): void {
+    this.frameTimer = null;
+    if (this.partialSince < 0 || !this.reading) return;
+    const left = this.partialSince + this.host.frameTimeoutMs - performance.now();
+    if (left > 0) {
+      // The frame this timer was armed for completed; a later one has time left.
+      this.frameTimer = setTimeout(this.frameTimerBound, Math.max(1, Math.ceil(left)));
+      return;
+    }
+    this.logger.debug({ timeoutMs: this.host.frameTimeoutMs }, 'frame not completed in time');
+    this.fail(new SpopError(SpopErrorCode.TIMEOUT, Status.TIMEOUT, 'frame not completed in time'));
+  }
+
+  private onHelloTimeout(): void {
+    this.helloTimer = null;
+    if (this.state !== State.HELLO) return;
+    this.logger.debug({ timeoutMs: this.host.helloTimeoutMs }, 'no HAPROXY-HELLO in time');
+    this.fail(new SpopError(SpopErrorCode.TIMEOUT, Status.TIMEOUT, 'no HAPROXY-HELLO in time'));
   }
 
   private onFrame(buf: Buffer, start: number, end: number): void {
@@ -229,6 +326,7 @@ export class Connection {
 
   private onHello(r: Reader): void {
     const hello = negotiateHello(decodeKvList(r), this.host.maxFrameSize);
+    this.clearHelloTimer();
     this.maxFrameSize = hello.maxFrameSize;
     this.framer.maxFrameSize = hello.maxFrameSize;
     this.writer.agentHello(hello.maxFrameSize, hello.capabilities);
@@ -423,7 +521,9 @@ export class Connection {
     sid: number | bigint,
     fid: number | bigint,
   ): void {
-    this.host.stats.handlerErrors++;
+    const stats = this.host.stats;
+    stats.handlerErrors++;
+    stats.handlerErrorsByReason[reason] = (stats.handlerErrorsByReason[reason] ?? 0) + 1;
     this.logger.warn(
       { err, reason, streamId: String(sid), frameId: String(fid) },
       'NOTIFY handler failed; answering with fallback actions',
@@ -495,13 +595,26 @@ export class Connection {
     this.lingerTimer.unref();
   }
 
-  /** Forget NOTIFYs that can no longer be answered (socket gone or DISCONNECT sent). */
+  /** Forget NOTIFYs that can no longer be answered (socket gone or DISCONNECT sent), and the deadlines. */
   private abandonPending(): void {
     this.pending.clear();
     this.inflight = 0;
     if (this.handlerTimer !== null) {
       clearTimeout(this.handlerTimer);
       this.handlerTimer = null;
+    }
+    this.clearHelloTimer();
+    this.partialSince = -1;
+    if (this.frameTimer !== null) {
+      clearTimeout(this.frameTimer);
+      this.frameTimer = null;
+    }
+  }
+
+  private clearHelloTimer(): void {
+    if (this.helloTimer !== null) {
+      clearTimeout(this.helloTimer);
+      this.helloTimer = null;
     }
   }
 

@@ -38,7 +38,7 @@ export class EncodedSetVar {
   }
 }
 
-/** `setVar` with the encoding done now: TypeError here rather than when the ACK is written. */
+/** A `set` Action with the encoding done now: TypeError here rather than when the ACK is written. */
 export function compileSetVar(scope: VarScope, name: string, value: VarValue): Action {
   return new EncodedSetVar(scope, name, value);
 }

@@ -17,6 +17,8 @@ export const SpopErrorCode = {
   TOO_SMALL: 'ERR_SPOP_TOO_SMALL',
   /** Frame without FIN or a type 0 (UNSET) continuation. */
   FRAGMENTATION: 'ERR_SPOP_FRAGMENTATION',
+  /** No HAPROXY-HELLO within `helloTimeoutMs`, or a frame not completed within `frameTimeoutMs`. */
+  TIMEOUT: 'ERR_SPOP_TIMEOUT',
   /** Frame type not allowed in the current connection state. */
   UNEXPECTED_FRAME: 'ERR_SPOP_UNEXPECTED_FRAME',
   /** HELLO negotiation failures (status 5-9). */

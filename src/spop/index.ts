@@ -1,5 +1,5 @@
 /** Public API of the SPOP 2.0 protocol layer (agent side). Knows nothing of auth or config. */
-export { type Action, setVar, unsetVar } from './actions.js';
+export type { Action } from './actions.js';
 export { NOOP_VAR } from './connection.js';
 export {
   ActionType,
@@ -39,10 +39,14 @@ export { AgentError, HandlerTimeoutError, SpopError, SpopErrorCode } from './err
 export { compileActions, FrameWriter } from './frame-writer.js';
 export { Framer } from './framer.js';
 export { type HelloResult, negotiateHello } from './hello.js';
+export { type SpopLogger, silentSpopLogger } from './logger.js';
 export { Notify, type NotifyArg, NotifyMessage } from './notify.js';
+export { Reader } from './reader.js';
 export {
   type HandlerFailure,
   type HandlerResult,
+  LIMIT_POLICIES,
+  type LimitPolicy,
   type NotifyContext,
   type NotifyHandler,
   type SpopEvent,

@@ -9,11 +9,11 @@
  * ```
  */
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
-import { type Logger, pino } from 'pino';
 import type { Action } from './actions.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { DEFAULT_MAX_FRAME_SIZE, MIN_MAX_FRAME_SIZE, Status } from './constants.js';
 import { encodeAgentDisconnect } from './encode.js';
+import { type SpopLogger, silentSpopLogger } from './logger.js';
 import type { NotifyHandler, SpopEvent, SpopStats } from './types.js';
 
 export type {
@@ -32,19 +32,40 @@ export interface SpopServerOptions {
   fallbackActions?: (err: unknown) => Action[];
   /** Our max-frame-size (length prefix excluded); default 16380, min 256. Also the pre-HELLO cap. */
   maxFrameSize?: number;
-  /** Default 1024; extra connections are accepted, sent AGENT-DISCONNECT 13 and closed. */
+  /** Default 1024; what happens to a connection over it is `limitPolicy`. */
   maxConnections?: number;
+  /**
+   * At `maxConnections`, a new connection (default `evict-idle`):
+   * - `evict-idle`: evicts the oldest connection still waiting for its HELLO, else the one past
+   *   the handshake with nothing in flight whose last frame is the oldest;
+   * - `evict-handshaking`: evicts only a connection still waiting for its HELLO;
+   * - `refuse`: evicts nothing.
+   * The evicted connection gets AGENT-DISCONNECT 13; when nothing can be evicted the new one
+   * gets AGENT-DISCONNECT 13 and is closed. A connection with a NOTIFY in flight is never evicted.
+   */
+  limitPolicy?: LimitPolicy;
   /** Close a connection with no traffic for this long (AGENT-DISCONNECT 2); default 60 000, 0 disables. */
   idleTimeoutMs?: number;
+  /** A connection without HAPROXY-HELLO this long after the accept gets AGENT-DISCONNECT 2; default 5 000. */
+  helloTimeoutMs?: number;
+  /**
+   * A frame not complete this long after its first byte arrived gets AGENT-DISCONNECT 2
+   * (each byte does not extend it); default 5 000.
+   */
+  frameTimeoutMs?: number;
   /** Default 1 000. */
   handlerTimeoutMs?: number;
-  /** Default: a silent pino logger. One child `{ conn: id }` per connection. */
-  logger?: Logger;
+  /** Default: silent. A pino Logger fits. One child `{ conn: id }` per connection. */
+  logger?: SpopLogger;
   /** Metrics hook, called synchronously. */
   onEvent?: (event: SpopEvent) => void;
 }
 
 const DEFAULT_CLOSE_DEADLINE_MS = 5000;
+
+/** What a new connection does at `maxConnections` (see {@link SpopServerOptions.limitPolicy}). */
+export const LIMIT_POLICIES = ['evict-idle', 'evict-handshaking', 'refuse'] as const;
+export type LimitPolicy = (typeof LIMIT_POLICIES)[number];
 
 function positiveInt(name: string, v: number, min: number): number {
   if (!Number.isSafeInteger(v) || v < min)
@@ -56,8 +77,10 @@ export class SpopServer {
   /** Live counters (mutated in place). */
   readonly stats: SpopStats;
   private readonly host: ConnectionHost & { handler: NotifyHandler };
-  private readonly logger: Logger;
-  private readonly maxConnections: number;
+  private readonly logger: SpopLogger;
+  /** Open connections at most; a new one over it follows `limitPolicy`. */
+  readonly maxConnections: number;
+  private readonly limitPolicy: LimitPolicy;
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
   private readonly rejected = new Set<Socket>();
@@ -67,15 +90,29 @@ export class SpopServer {
 
   constructor(options: SpopServerOptions) {
     if (typeof options.handler !== 'function') throw new TypeError('handler must be a function');
-    this.logger = options.logger ?? pino({ level: 'silent' });
+    this.logger = options.logger ?? silentSpopLogger;
     this.maxConnections = positiveInt('maxConnections', options.maxConnections ?? 1024, 1);
-    this.stats = { connections: 0, notifies: 0, acks: 0, handlerErrors: 0, disconnectsByStatus: {} };
+    const policy = options.limitPolicy ?? 'evict-idle';
+    if (!LIMIT_POLICIES.includes(policy))
+      throw new TypeError(`limitPolicy must be one of ${LIMIT_POLICIES.join(', ')}, got ${policy}`);
+    this.limitPolicy = policy;
+    this.stats = {
+      connections: 0,
+      notifies: 0,
+      acks: 0,
+      handlerErrors: 0,
+      handlerErrorsByReason: {},
+      evictions: 0,
+      disconnectsByStatus: {},
+    };
     const server = this;
     this.host = {
       handler: options.handler,
       fallbackActions: options.fallbackActions ?? (() => []),
       handlerTimeoutMs: positiveInt('handlerTimeoutMs', options.handlerTimeoutMs ?? 1000, 1),
       idleTimeoutMs: positiveInt('idleTimeoutMs', options.idleTimeoutMs ?? 60_000, 0),
+      helloTimeoutMs: positiveInt('helloTimeoutMs', options.helloTimeoutMs ?? 5000, 1),
+      frameTimeoutMs: positiveInt('frameTimeoutMs', options.frameTimeoutMs ?? 5000, 1),
       maxFrameSize: positiveInt(
         'maxFrameSize',
         options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
@@ -164,7 +201,7 @@ export class SpopServer {
       socket.destroy();
       return;
     }
-    if (this.connections.size >= this.maxConnections) {
+    if (this.connections.size >= this.maxConnections && !this.makeRoom()) {
       this.reject(socket);
       return;
     }
@@ -174,6 +211,36 @@ export class SpopServer {
     this.stats.connections = this.connections.size;
     conn.logger.debug({ remote: socket.remoteAddress, port: socket.remotePort }, 'connection open');
     this.emit({ type: 'connection-open', connectionId: id });
+  }
+
+  /**
+   * At the limit: true when a slot is free, counting only connections that have not ended
+   * (ended ones linger briefly for their FIN), or was freed by evicting one per `limitPolicy`.
+   */
+  private makeRoom(): boolean {
+    let live = 0;
+    let handshaking: Connection | null = null;
+    let idlest: Connection | null = null;
+    // A Set iterates in insertion order: the first handshaking connection is the oldest.
+    for (const c of this.connections) {
+      if (c.ended) continue;
+      live++;
+      if (c.handshaking) {
+        if (handshaking === null) handshaking = c;
+      } else if (c.idle && (idlest === null || c.lastFrame < idlest.lastFrame)) idlest = c;
+    }
+    if (live < this.maxConnections) return true;
+    if (this.limitPolicy === 'refuse') return false;
+    const victim = handshaking ?? (this.limitPolicy === 'evict-idle' ? idlest : null);
+    if (victim === null) return false;
+    victim.logger.info(
+      { max: this.maxConnections, handshaking: victim.handshaking },
+      'connection limit reached: evicting this connection for a new one',
+    );
+    this.stats.evictions++;
+    this.emit({ type: 'connection-evicted', connectionId: victim.id, handshaking: victim.handshaking });
+    victim.evict();
+    return true;
   }
 
   private reject(socket: Socket): void {

@@ -2,7 +2,7 @@
 import { DATA_FLAG_TRUE, DataType } from './constants.js';
 import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from './ip.js';
 import { Reader } from './reader.js';
-import { toInt64, varintLength, writeVarint, writeVarintAny } from './varint.js';
+import { toInt64, writeVarint, writeVarintAny } from './varint.js';
 
 type IntType =
   | typeof DataType.INT32
@@ -223,10 +223,4 @@ export function writeTyped(buf: Buffer, off: number, v: VarValue): number {
     default:
       throw new TypeError(`unsupported value type: ${typeof v}`);
   }
-}
-
-/** Exact encoded size of a string's data (length varint + UTF-8), for callers that need it. */
-export function stringDataSize(s: string): number {
-  const n = Buffer.byteLength(s, 'utf8');
-  return varintLength(n) + n;
 }

@@ -1,13 +1,13 @@
 /** Public types shared by the server and its connections. */
-import type { Logger } from 'pino';
 import type { Action } from './actions.js';
 import type { ActionList } from './encoded-action.js';
+import type { SpopLogger } from './logger.js';
 import type { Notify } from './notify.js';
 
 /** Per-NOTIFY context: which connection it came on and that connection's child logger. */
 export interface NotifyContext {
   readonly connectionId: number;
-  readonly logger: Logger;
+  readonly logger: SpopLogger;
 }
 
 /**
@@ -28,6 +28,8 @@ export type HandlerFailure = 'throw' | 'reject' | 'timeout' | 'invalid-result';
 export type SpopEvent =
   | { readonly type: 'connection-open'; readonly connectionId: number }
   | { readonly type: 'connection-rejected'; readonly reason: 'max-connections' }
+  /** Closed with AGENT-DISCONNECT 13 to make room for a new connection (`limitPolicy`). */
+  | { readonly type: 'connection-evicted'; readonly connectionId: number; readonly handshaking: boolean }
   | { readonly type: 'connection-close'; readonly connectionId: number }
   | {
       readonly type: 'hello';
@@ -63,6 +65,10 @@ export interface SpopStats {
   notifies: number;
   acks: number;
   handlerErrors: number;
+  /** The same NOTIFYs, by why the handler failed (`timeout`: `handlerTimeoutMs` passed). */
+  handlerErrorsByReason: Partial<Record<HandlerFailure, number>>;
+  /** Connections closed to make room at `maxConnections` (see `limitPolicy`). */
+  evictions: number;
   /** AGENT-DISCONNECT frames sent, by status code. */
   disconnectsByStatus: Record<number, number>;
 }

@@ -1,5 +1,5 @@
 /**
- * The SPOE contract end to end inside one process: real NOTIFY bytes (the shared HAProxy 2.6
+ * The SPOE contract end to end inside one process: real NOTIFY bytes (the HAProxy 2.6
  * capture and frames built like it) → the real engine with the development issuer and real
  * ES256 signatures → the ACK's SET-VAR actions, encoded and decoded again.
  */
@@ -22,7 +22,7 @@ import {
   VarScope,
 } from '../../src/spop/index.js';
 
-const FIXTURES = new URL('../../../shared/fixtures/spop/haproxy-2.6/', import.meta.url);
+const FIXTURES = new URL('../fixtures/spop/haproxy-2.6/', import.meta.url);
 const silent = pino({ level: 'silent' });
 const ctx = { connectionId: 1, logger: silent };
 

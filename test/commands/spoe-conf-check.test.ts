@@ -5,7 +5,7 @@ import { checkSpoeText } from '../../src/commands/spoe-conf-check.js';
 
 const SHIPPED = readFileSync(new URL('../../haproxy/spoe-agent.conf', import.meta.url), 'utf8');
 const FIXTURE = readFileSync(
-  new URL('../../../shared/fixtures/spop/haproxy-2.6/authorize.spoe.conf', import.meta.url),
+  new URL('../fixtures/spop/haproxy-2.6/authorize.spoe.conf', import.meta.url),
   'utf8',
 );
 

@@ -79,7 +79,10 @@ describe('loadConfig', () => {
     expect(c.settings.spop).toEqual({
       maxFrameSize: 16380,
       maxConnections: 1024,
+      limitPolicy: 'evict-idle',
       idleTimeoutMs: 60000,
+      helloTimeoutMs: 5000,
+      frameTimeoutMs: 5000,
       handlerTimeoutMs: 1000,
       socketMode: null,
     });
@@ -104,6 +107,30 @@ describe('loadConfig', () => {
     expect(c.settings.listen).toBe('127.0.0.1:3000');
     expect(c.settings.audit).toBe('deny');
     expect(c.settings.spop.handlerTimeoutMs).toBe(250);
+  });
+
+  it('takes the connection deadlines and limit policy from the file or the environment', () => {
+    const yaml =
+      'devIssuer: true\nspop: { helloTimeoutMs: 2000, frameTimeoutMs: 3000, limitPolicy: refuse }\n';
+    expect(loadConfig({ path: file('slots.yaml', yaml), env: {} }).settings.spop).toMatchObject({
+      helloTimeoutMs: 2000,
+      frameTimeoutMs: 3000,
+      limitPolicy: 'refuse',
+    });
+    const env = {
+      AUTHZ_HELLO_TIMEOUT_MS: '100',
+      AUTHZ_FRAME_TIMEOUT_MS: '200',
+      AUTHZ_LIMIT_POLICY: 'evict-handshaking',
+    };
+    expect(loadConfig({ path: file('slots.yaml', yaml), env }).settings.spop).toMatchObject({
+      helloTimeoutMs: 100,
+      frameTimeoutMs: 200,
+      limitPolicy: 'evict-handshaking',
+    });
+    expect(issuesOf(() => loadConfig({ env: { AUTHZ_LIMIT_POLICY: 'lru' } }))).toEqual(['spop.limitPolicy']);
+    expect(issuesOf(() => loadConfig({ env: { AUTHZ_FRAME_TIMEOUT_MS: '0' } }))).toEqual([
+      'spop.frameTimeoutMs',
+    ]);
   });
 
   it('takes the socket mode from the file or AUTHZ_SOCKET_MODE', () => {
@@ -289,6 +316,12 @@ describe('the development issuer, a default only where nobody else can connect',
     expect(
       loadConfig({ path: file('anon.yaml', 'allowNoKeys: true\n'), env: {} }).authz.issuers,
     ).toBeUndefined();
+    // API keys are credentials too: a config with a keys file and no issuer is complete.
+    const keysOnly = loadConfig({
+      path: file('keys-only.yaml', 'apiKeys: { file: /etc/spoe-authz/keys.yaml }\n'),
+      env: {},
+    });
+    expect(keysOnly.authz.issuers).toBeUndefined();
   });
 });
 

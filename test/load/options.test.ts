@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.js';
-import { LIMITS, LoadUsageError, parseLoadOptions, parseTokenMode } from '../../src/load/options.js';
+import { UsageError } from '../../src/errors.js';
+import { LIMITS, parseLoadOptions, parseTokenMode } from '../../src/load/options.js';
 import { isLoopback, parseTarget } from '../../src/load/target.js';
 import { capture } from '../helpers/capture.js';
 
@@ -97,7 +98,7 @@ describe('load options', () => {
     [{ 'token-file': 'x', alg: 'ES256' }, /--alg does not apply to --token-file/],
     [{ 'spawn-agent': true, alg: 'RS256', config: 'agent.yaml' }, /cannot be combined with --config/],
   ])('rejects %o', (values, message) => {
-    expect(() => parseLoadOptions(values)).toThrow(LoadUsageError);
+    expect(() => parseLoadOptions(values)).toThrow(UsageError);
     expect(() => parseLoadOptions(values)).toThrow(message);
   });
 

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { AgentError } from '../../src/errors.js';
 import { AckFormatError, AckReader } from '../../src/load/ack.js';
 import { authorizationArg, NotifyEncoder, PREFECT_ROUTES } from '../../src/load/notify.js';
 import {
@@ -12,6 +13,7 @@ import {
   encodeAck,
   FrameType,
   FrameWriter,
+  SpopError,
   VarScope,
 } from '../../src/spop/index.js';
 
@@ -38,7 +40,7 @@ describe('NotifyEncoder', () => {
   it('types the args like HAProxy 2.6 does (capture notify-create-flow-run)', () => {
     const capture = JSON.parse(
       readFileSync(
-        new URL('../../../shared/fixtures/spop/haproxy-2.6/notify-create-flow-run.json', import.meta.url),
+        new URL('../fixtures/spop/haproxy-2.6/notify-create-flow-run.json', import.meta.url),
         'utf8',
       ),
     ) as { messages: { args: { name: string; type: string }[] }[] };
@@ -191,5 +193,18 @@ describe('AckReader', () => {
       const buf = Buffer.from([...header, ...payload]);
       expect(() => r.read(buf, 0, buf.length)).toThrow(AckFormatError);
     }
+  });
+
+  it('AckFormatError is an AgentError with a stable code, the codec error as its cause', () => {
+    const ack = encodeAck(2_000_000, 1, decision);
+    let err: unknown = null;
+    try {
+      new AckReader().read(ack, 4, 11); // 7 bytes: inside the stream-id varint
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(AgentError);
+    expect(err).toMatchObject({ name: 'AckFormatError', code: 'ERR_LOAD_ACK_FORMAT' });
+    expect((err as AckFormatError).cause).toBeInstanceOf(SpopError);
   });
 });

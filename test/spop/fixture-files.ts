@@ -1,8 +1,8 @@
-/** The HAProxy 2.6 captures in ../shared/fixtures/spop/haproxy-2.6 (beside the repository). */
+/** The HAProxy 2.6 captures in test/fixtures/spop/haproxy-2.6 (see its README for how they were taken). */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const DIR = new URL('../../../shared/fixtures/spop/haproxy-2.6/', import.meta.url);
+const DIR = new URL('../fixtures/spop/haproxy-2.6/', import.meta.url);
 
 export const FIXTURE_NAMES: readonly string[] = readdirSync(fileURLToPath(DIR))
   .filter((f) => f.endsWith('.hex'))

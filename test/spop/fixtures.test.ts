@@ -1,6 +1,6 @@
 /**
  * Every frame captured from HAProxy 2.6.12 decodes exactly to its `.json`
- * (../shared/fixtures/spop/haproxy-2.6, beside the repository).
+ * (test/fixtures/spop/haproxy-2.6).
  */
 import { describe, expect, it } from 'vitest';
 import {

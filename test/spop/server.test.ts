@@ -485,6 +485,7 @@ describe('handler failures: exactly one fallback ACK', () => {
     const ack = expectAck(await c.next(), 11, 2);
     expect(tagOf(ack)).toBe(message);
     expect(server.stats.handlerErrors).toBe(1);
+    expect(server.stats.handlerErrorsByReason).toEqual({ [reason]: 1 });
     expect(
       events.filter((e) => e.type === 'handler-error').map((e) => e.type === 'handler-error' && e.reason),
     ).toEqual([reason]);
@@ -509,7 +510,12 @@ describe('handler failures: exactly one fallback ACK', () => {
     late.resolve([tag('late')]);
     c.sendNotify(3, 1, 'm'); // times out too, proving nothing else was sent for sid 1
     expect(tagOf(expectAck(await c.next(), 3, 1))).toBe('timeout');
-    expect(server.stats).toMatchObject({ notifies: 2, acks: 2, handlerErrors: 2 });
+    expect(server.stats).toMatchObject({
+      notifies: 2,
+      acks: 2,
+      handlerErrors: 2,
+      handlerErrorsByReason: { timeout: 2 },
+    });
   });
 
   it('timeouts of many in-flight NOTIFYs fire for each, in order', async () => {
@@ -811,10 +817,10 @@ describe('closing', () => {
 });
 
 describe('limits and options', () => {
-  it('maxConnections: extra connections get AGENT-DISCONNECT 13 and are closed', async () => {
+  it('maxConnections, limitPolicy refuse: extra connections get AGENT-DISCONNECT 13 and are closed', async () => {
     const warnings: { msg: string }[] = [];
     const logger = pino({ level: 'warn' }, { write: (l: string) => warnings.push(JSON.parse(l)) });
-    const { port, server } = await start({ maxConnections: 2, logger });
+    const { port, server } = await start({ maxConnections: 2, limitPolicy: 'refuse', logger });
     const a = await ready(port);
     const b = await ready(port);
     const c = await client(port);

@@ -38,6 +38,11 @@ export interface KeySource {
   /** jose key resolver: (protectedHeader, token) -> key. */
   readonly getKey: JWTVerifyGetKey;
   /**
+   * jose's own key selection (createLocalJWKSet / createRemoteJWKSet, or the raw HMAC secret),
+   * with nothing of key-index.ts in front: what `verifier: jose` verifies with.
+   */
+  readonly joseKeys: JWTVerifyGetKey;
+  /**
    * The key for (alg, kid) when known without any work, else undefined (then use getKey).
    * Handing jwtVerify the key itself rather than a resolver is measurably faster.
    */
@@ -96,6 +101,7 @@ function configError(issuerId: string, issues: AuthErrorIssue[], cause?: unknown
 export class LocalKeySource implements KeySource {
   readonly kind: 'jwks' | 'jwks-file';
   readonly getKey: JWTVerifyGetKey;
+  readonly joseKeys: JWTVerifyGetKey;
   private readonly keyCount: number;
   private readonly indexing: Promise<void>;
   private index: KeyIndex | null = null;
@@ -132,6 +138,7 @@ export class LocalKeySource implements KeySource {
             );
       throw configError(issuer.id, issues);
     });
+    this.joseKeys = viaJose;
     const indexed = KeyIndex.build(jwks, algorithms).then((index) => {
       this.index = index;
     });
@@ -216,6 +223,7 @@ function loadSecret(keys: Extract<KeysConfig, { type: 'secret' }>, issuerId: str
 export class SecretKeySource implements KeySource {
   readonly kind = 'secret' as const;
   readonly getKey: JWTVerifyGetKey;
+  readonly joseKeys: JWTVerifyGetKey;
   private readonly algorithms: readonly string[];
 
   constructor(issuer: IssuerConfig) {
@@ -236,6 +244,9 @@ export class SecretKeySource implements KeySource {
       }
     }
     this.algorithms = issuer.algorithms;
+    // jose imports a raw secret itself (for every verification: only `verifier: jose` pays it).
+    const raw = new Uint8Array(secret);
+    this.joseKeys = () => raw;
     // The secret needs no import for node:crypto: its FastKeys exist from the start. jose's
     // resolver below ignores kid, and so does fastKeyFor().
     const secretKey = createSecretKey(secret);

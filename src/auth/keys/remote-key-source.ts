@@ -40,6 +40,7 @@ export interface RemoteKeySourceDeps {
 export class RemoteKeySource implements KeySource {
   readonly kind: 'oidc' | 'jwks-url';
   readonly getKey: JWTVerifyGetKey;
+  readonly joseKeys: JWTVerifyGetKey;
 
   private readonly id: string;
   private readonly iss: string;
@@ -92,6 +93,10 @@ export class RemoteKeySource implements KeySource {
       if (this.cache.uat !== this.indexedUat) void this.reindex();
       return this.index?.lookup(header.alg, header.kid) ?? remote(header, token);
     };
+    this.joseKeys = (header, token) =>
+      this.remote === null
+        ? Promise.reject(new AuthError('keys_unavailable', `issuer ${this.id}: no key set yet`))
+        : this.remote(header, token);
   }
 
   keyFor(alg: unknown, kid: unknown): CryptoKey | undefined {

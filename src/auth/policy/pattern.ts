@@ -9,6 +9,7 @@
  *   *              any one segment
  *   **             any number of segments, including none (last segment only)
  */
+import { AgentError } from '../../errors.js';
 export type PatternSegment =
   | { readonly kind: 'lit'; readonly values: ReadonlySet<string>; readonly name: string | null }
   | { readonly kind: 'any'; readonly name: string | null }
@@ -25,8 +26,11 @@ export interface CompiledPattern {
 const LITERAL = /^[A-Za-z0-9._~-]+$/;
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export class PatternError extends Error {
-  override readonly name = 'PatternError';
+/** A path pattern that cannot be compiled; the config loader reports it under the rule's path. */
+export class PatternError extends AgentError {
+  constructor(message: string) {
+    super('pattern_invalid', message);
+  }
 }
 
 function literalSet(text: string, source: string): Set<string> {

@@ -118,7 +118,11 @@ export function checkClaims(rules: ClaimRules, headerTyp: unknown, bytes: Buffer
   // jose isObject(): for JSON.parse output, any non-null non-array object.
   if (typeof claims !== 'object' || claims === null || Array.isArray(claims))
     return failure('ERR_JWT_INVALID', 'JWT Claims Set must be a top-level JSON object');
-  const set = claims as JWTPayload;
+  return checkClaimsSet(rules, headerTyp, claims as JWTPayload);
+}
+
+/** A parsed claims set (a JSON object, as checkClaims found it) checked against `rules`. */
+export function checkClaimsSet(rules: ClaimRules, headerTyp: unknown, set: JWTPayload): ClaimsResult {
   if (rules.typ !== undefined && (typeof headerTyp !== 'string' || normalizeTyp(headerTyp) !== rules.typ))
     return failure(
       'ERR_JWT_CLAIM_VALIDATION_FAILED',

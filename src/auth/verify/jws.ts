@@ -7,12 +7,11 @@ import type { CryptoKey } from 'jose';
  * jose v6 runs every verification through WebCrypto, with its own base64, JSON and key checks
  * around a thread-pool job; the OpenSSL call alone costs a fraction of that.
  *
- * Where the call runs depends on its cost (2 vCPU EPYC, Node 20, OpenSSL 3.0): RSA-2048 verify
- * ~25 µs and HMAC ~1 µs run synchronously on the event loop, cheaper than a thread-pool round
- * trip (~15-20 µs of dispatch). ECDSA P-256 ~75-130 µs and Ed25519 ~135 µs are `offload`ed to
- * libuv's pool (crypto.verify with a callback): same CPU per verification, but they would
- * otherwise pin the event loop's core while the pool can use every core (measured: ES256 and
- * EdDSA ~1.8x the throughput of the synchronous call with 64 in flight on 2 vCPUs).
+ * Where the call runs depends on its cost (`npm run bench:auth` measures both): RSA verify and
+ * HMAC run synchronously on the event loop, where they cost less than a thread-pool round trip.
+ * ECDSA and Ed25519 verifications cost several times more and are `offload`ed to libuv's pool
+ * (crypto.verify with a callback): the same CPU per verification, but they would otherwise pin
+ * the event loop's core while the pool can use every core.
  *
  * A FastKey exists only where jose, handed the same CryptoKey, would accept it for the
  * algorithm (jose lib/key.js checkCryptoKey, checkModulusLength): a public key of the

@@ -2,18 +2,20 @@ import { type JWTVerifyOptions, type JWTVerifyResult, jwtVerify } from 'jose';
 import type { ForwardClaimSpec } from '../claims.js';
 import type { CompiledIssuer } from '../issuer.js';
 import type { Reason } from '../reasons.js';
-import { type ClaimRules, checkClaims, compileClaimRules } from './claims-validation.js';
+import { type ClaimRules, checkClaimsSet, compileClaimRules } from './claims-validation.js';
 import { reasonForJoseError } from './jose-reasons.js';
-import { type FastHeader, type FastKey, fastHeader } from './jws.js';
+import { type FastHeader, type FastKey, fastHeader, strictUtf8 } from './jws.js';
 import { fail, type VerifyOutcome, verifiedIdentity } from './outcome.js';
 import { compactShapeProblem, decodeSegment } from './token-source.js';
 
 export type { VerifyOutcome } from './outcome.js';
 
+/** Which verifier checks signatures and claims (config `verifier`). */
+export const VERIFIER_MODES = ['fast', 'jose'] as const;
+export type VerifierMode = (typeof VERIFIER_MODES)[number];
+
 /** Compact JWS (RFC 7515 7.1): three base64url parts, header and payload non-empty. */
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
-/** A top-level-looking `"iss":"..."` without escapes; only a routing hint, jose checks iss. */
-const ISS_MEMBER = /"iss"\s*:\s*"([^"\\]*)"/;
 
 /** A bug, not a token problem: fail closed with a 503-class reason (never cached). */
 function internalError(issuer: CompiledIssuer, bug: unknown): VerifyOutcome {
@@ -35,6 +37,8 @@ interface HeaderHint {
   readonly kid: unknown;
   /** The header as the fast path may use it, or null: jose only. */
   readonly fast: FastHeader | null;
+  /** Why the header is not a well-formed JWS header (a malformed_token), or null. */
+  readonly problem: string | null;
 }
 
 /** How many verifications each path has answered (tests, benchmarks, stats). */
@@ -67,21 +71,25 @@ const MAX_HEADER_HINTS = 256;
 export class TokenVerifier {
   private readonly byIss: ReadonlyMap<string, CompiledIssuer>;
   private readonly forward: readonly ForwardClaimSpec[];
-  private readonly headers = new Map<string, HeaderHint | null>();
+  private readonly headers = new Map<string, HeaderHint>();
   /** Claim rules per jwtVerify options object (issuer.optionsAt makes one per second). */
   private readonly rules = new WeakMap<JWTVerifyOptions, ClaimRules | null>();
   private readonly fastPath: boolean;
   readonly paths: VerifyPathCounts = { fast: 0, pooled: 0, jose: 0 };
 
-  /** `fastPath: false` sends every verification to jose (differential tests, a kill switch). */
+  /**
+   * `verifier: 'jose'` (config `verifier`, env AUTHZ_VERIFIER) sends every verification to
+   * jose's jwtVerify with jose's own key selection (KeySource.joseKeys): no node:crypto fast
+   * path and no key index. The checks made before any key (structure, issuer) are the same.
+   */
   constructor(
     issuers: readonly CompiledIssuer[],
     forward: readonly ForwardClaimSpec[],
-    options: { readonly fastPath?: boolean } = {},
+    options: { readonly verifier?: VerifierMode } = {},
   ) {
     this.byIss = new Map(issuers.map((i) => [i.iss, i]));
     this.forward = forward;
-    this.fastPath = options.fastPath ?? true;
+    this.fastPath = (options.verifier ?? 'fast') === 'fast';
   }
 
   /**
@@ -103,20 +111,35 @@ export class TokenVerifier {
     }
     const dot1 = token.indexOf('.');
     const dot2 = token.indexOf('.', dot1 + 1);
+    // Structure first (README "Reasons"): every part base64url, the header a JWS header, the
+    // payload a JSON object, before the issuer, the algorithm, the key or the signature.
+    if (dot1 % 4 === 1 || (dot2 - dot1 - 1) % 4 === 1 || (token.length - dot2 - 1) % 4 === 1) {
+      return report(fail('malformed_token', null, 'not a compact JWS: a part is not valid base64url'), done);
+    }
     const headerSegment = token.slice(0, dot1);
     if (trace) this.traceHeader(headerSegment, trace);
-    const payloadSegment = token.slice(dot1 + 1, dot2);
-    const payloadBytes = Buffer.from(payloadSegment, 'base64url');
-    const selected = this.selectIssuer(payloadSegment, payloadBytes);
-    if (!(selected instanceof CompiledIssuerRef)) return report(selected, done);
-    const issuer = selected.issuer;
+    const hint = this.headerHint(headerSegment);
+    if (hint.problem !== null) return report(fail('malformed_token', null, hint.problem), done);
+    const payloadBytes = Buffer.from(token.slice(dot1 + 1, dot2), 'base64url');
+    const claims = parseClaimsSet(payloadBytes);
+    if (claims === null) {
+      return report(fail('malformed_token', null, 'payload is not a JSON object (strict UTF-8)'), done);
+    }
+    const iss = claims.iss;
+    const issuer = typeof iss === 'string' ? this.byIss.get(iss) : undefined;
+    if (issuer === undefined) {
+      const why =
+        typeof iss === 'string'
+          ? `no issuer configured for iss ${JSON.stringify(iss)}`
+          : 'token has no iss claim';
+      return report(fail('unknown_issuer', null, why), done);
+    }
     trace?.push(`issuer: ${issuer.iss} -> ${issuer.id} (keys: ${issuer.keys.kind})`);
     const options = issuer.optionsAt(nowMs);
-    const hint = this.headerHint(headerSegment);
-    if (this.fastPath && hint?.fast) {
+    if (this.fastPath && hint.fast) {
       let outcome: VerifyOutcome | Promise<VerifyOutcome> | null;
       try {
-        outcome = this.verifyFast(token, dot1, dot2, payloadBytes, hint.fast, issuer, options, trace);
+        outcome = this.verifyFast(token, dot2, claims, hint.fast, issuer, options, trace);
       } catch (bug) {
         outcome = internalError(issuer, bug);
       }
@@ -132,8 +155,10 @@ export class TokenVerifier {
     }
     this.paths.jose++;
     trace?.push('verifier: jose');
-    const key = hint === null ? undefined : issuer.keys.keyFor(hint.alg, hint.kid);
-    return jwtVerify(token, key ?? issuer.keys.getKey, options).then(
+    const key = this.fastPath
+      ? (issuer.keys.keyFor(hint.alg, hint.kid) ?? issuer.keys.getKey)
+      : issuer.keys.joseKeys;
+    return jwtVerify(token, key, options).then(
       (result) => {
         try {
           return report(this.identityOf(issuer, result, trace), done);
@@ -158,9 +183,8 @@ export class TokenVerifier {
    */
   private verifyFast(
     token: string,
-    dot1: number,
     dot2: number,
-    payloadBytes: Buffer,
+    claims: Record<string, unknown>,
     header: FastHeader,
     issuer: CompiledIssuer,
     options: JWTVerifyOptions,
@@ -174,8 +198,6 @@ export class TokenVerifier {
     if (rules === null) return null;
     const { alg, kid } = header;
     if (rules.algorithms !== undefined && !rules.algorithms.includes(alg)) return null;
-    // A part of length 1 mod 4 is not base64 to jose (atob) while Buffer would decode it.
-    if ((dot2 - dot1 - 1) % 4 === 1 || (token.length - dot2 - 1) % 4 === 1) return null;
     const key: FastKey | undefined = issuer.keys.fastKeyFor(alg, kid);
     if (key === undefined || key.alg !== alg) return null;
     trace?.push(`verifier: fast path (node:crypto${key.offload ? ', thread pool' : ''})`);
@@ -186,23 +208,16 @@ export class TokenVerifier {
       const checked = rules;
       return key
         .verifyAsync(signingInput, signature)
-        .then((ok) => this.afterSignature(ok, checked, header, payloadBytes, issuer, trace));
+        .then((ok) => this.afterSignature(ok, checked, header, claims, issuer, trace));
     }
-    return this.afterSignature(
-      key.verify(signingInput, signature),
-      rules,
-      header,
-      payloadBytes,
-      issuer,
-      trace,
-    );
+    return this.afterSignature(key.verify(signingInput, signature), rules, header, claims, issuer, trace);
   }
 
   private afterSignature(
     verified: boolean,
     rules: ClaimRules,
     header: FastHeader,
-    payloadBytes: Buffer,
+    claims: Record<string, unknown>,
     issuer: CompiledIssuer,
     trace: string[] | null,
   ): VerifyOutcome {
@@ -213,39 +228,20 @@ export class TokenVerifier {
         'ERR_JWS_SIGNATURE_VERIFICATION_FAILED: signature verification failed',
       );
     }
-    const claims = checkClaims(rules, header.typ, payloadBytes);
-    if (!claims.ok) return fail(reasonForJoseError(claims), issuer.iss, `${claims.code}: ${claims.message}`);
-    return verifiedIdentity(issuer, claims.payload, header.alg, header.kid, this.forward, trace);
+    const checked = checkClaimsSet(rules, header.typ, claims);
+    if (!checked.ok)
+      return fail(reasonForJoseError(checked), issuer.iss, `${checked.code}: ${checked.message}`);
+    return verifiedIdentity(issuer, checked.payload, header.alg, header.kid, this.forward, trace);
   }
 
-  /** alg and kid of a header segment, and its fast-path form, parsed once per distinct header. */
-  private headerHint(segment: string): HeaderHint | null {
+  /** alg and kid of a header segment, its fast-path form and its problem, parsed once per distinct header. */
+  private headerHint(segment: string): HeaderHint {
     let hint = this.headers.get(segment);
     if (hint === undefined) {
-      const header = decodeSegment(segment);
-      hint = header === undefined ? null : { alg: header.alg, kid: header.kid, fast: fastHeader(segment) };
+      hint = parseHeaderHint(segment);
       if (this.headers.size < MAX_HEADER_HINTS) this.headers.set(segment, hint);
     }
     return hint;
-  }
-
-  private selectIssuer(payloadSegment: string, payloadBytes: Buffer): CompiledIssuerRef | VerifyOutcome {
-    // Fast path: one `"iss"` in the decoded text naming a configured issuer.
-    const text = payloadBytes.toString('latin1');
-    const m = ISS_MEMBER.exec(text);
-    if (m !== null && text.indexOf('"iss"', m.index + 5) === -1) {
-      const issuer = this.byIss.get(m[1] as string);
-      if (issuer !== undefined) return new CompiledIssuerRef(issuer);
-    }
-    // Otherwise parse properly, to route exactly or to say precisely why not.
-    const payload = decodeSegment(payloadSegment);
-    if (payload === undefined) return fail('malformed_token', null, 'payload is not a JSON object');
-    const iss = payload.iss;
-    if (typeof iss !== 'string') return fail('unknown_issuer', null, 'token has no iss claim');
-    const issuer = this.byIss.get(iss);
-    if (issuer === undefined)
-      return fail('unknown_issuer', null, `no issuer configured for iss ${JSON.stringify(iss)}`);
-    return new CompiledIssuerRef(issuer);
   }
 
   private async failure(
@@ -288,12 +284,56 @@ export class TokenVerifier {
   }
 }
 
-/** Wrapper so an issuer and a failure outcome cannot be confused. */
-class CompiledIssuerRef {
-  readonly issuer: CompiledIssuer;
-  constructor(issuer: CompiledIssuer) {
-    this.issuer = issuer;
+/** A decoded segment as jose reads it (strict UTF-8, BOM stripped, JSON), if a plain JSON object. */
+function jsonObject(bytes: Buffer): Record<string, unknown> | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(strictUtf8(bytes));
+  } catch {
+    return null;
   }
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : null;
+}
+
+/** The claims set of a payload, or null when it is not a JSON object (jose: JWTInvalid). */
+function parseClaimsSet(bytes: Buffer): Record<string, unknown> | null {
+  return jsonObject(bytes);
+}
+
+/**
+ * The header's structure, judged before anything else (RFC 7515 4.1, as jose's compact
+ * verify reads it): a JSON object, `alg` a non-empty string, `crit` (when present) a non-empty
+ * array of non-empty strings each naming a member of the header, and no `b64: false`
+ * under `crit` (a JWT payload is always base64url, RFC 7797 7). Whether the issuer recognises
+ * a `crit` extension is judged after the issuer is known.
+ */
+function parseHeaderHint(segment: string): HeaderHint {
+  const header = jsonObject(Buffer.from(segment, 'base64url'));
+  const malformed = (problem: string): HeaderHint => ({
+    alg: header?.alg,
+    kid: header?.kid,
+    fast: null,
+    problem: `header: ${problem}`,
+  });
+  if (header === null) return malformed('not a JSON object (strict UTF-8)');
+  const { alg, kid, crit } = header;
+  if (crit !== undefined) {
+    if (
+      !Array.isArray(crit) ||
+      crit.length === 0 ||
+      crit.some((c) => typeof c !== 'string' || c.length === 0)
+    )
+      return malformed('"crit" must be a non-empty array of non-empty strings');
+    for (const name of crit as string[]) {
+      if (!Object.hasOwn(header, name)) return malformed(`"crit" names "${name}", which is missing`);
+    }
+    if ((crit as string[]).includes('b64') && header.b64 !== true)
+      return malformed('"b64" must be true for a JWT');
+  }
+  if (typeof alg !== 'string' || alg.length === 0) return malformed('"alg" missing or not a string');
+  return { alg, kid, fast: fastHeader(segment), problem: null };
 }
 
 /** No kid and several candidate keys (e.g. during rotation): jose lets us try each. */

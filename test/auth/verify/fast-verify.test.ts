@@ -178,8 +178,9 @@ beforeAll(async () => {
   );
   const forward = [{ name: 'email', claim: 'email', maxLength: 64, path: compileClaimPath('email') }];
   fast = new TokenVerifier(issuers, forward);
-  slow = new TokenVerifier(issuers, forward, { fastPath: false });
-});
+  slow = new TokenVerifier(issuers, forward, { verifier: 'jose' });
+  // RSA key generation for every algorithm: slow on a busy 2-core machine.
+}, 60_000);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -324,7 +325,7 @@ const CASES: Case[] = [
   [
     'signature segment of length 1 mod 4',
     'malformed_token',
-    'jose',
+    'none',
     (k) => {
       const token = mint(k);
       return token.slice(0, token.length - lengthTo1Mod4(token.length - token.lastIndexOf('.') - 1));
@@ -394,19 +395,19 @@ const CASES: Case[] = [
   [
     'payload not JSON (signed)',
     'malformed_token',
-    'fast',
+    'none',
     (k) => mint(k, { payload: `{"iss":"${k.iss}", nope` }),
   ],
   [
     'payload a JSON array (signed)',
     'malformed_token',
-    'fast',
+    'none',
     (k) => mint(k, { payload: `[{"iss":"${k.iss}"}]` }),
   ],
   [
     'payload invalid UTF-8 (signed)',
     'malformed_token',
-    'fast',
+    'none',
     (k) =>
       mint(k, {
         payload: Buffer.concat([
@@ -419,13 +420,13 @@ const CASES: Case[] = [
   [
     'payload segment of length 1 mod 4 (signed)',
     'malformed_token',
-    'jose',
+    'none',
     (k) => mint(k, { payloadTail: 'A'.repeat(padTo1Mod4(segment(defaultPayload(k.iss)).length)) }),
   ],
   [
     'header segment of length 1 mod 4 (signed)',
     'malformed_token',
-    'jose',
+    'none',
     (k) =>
       mint(k, { headerTail: 'A'.repeat(padTo1Mod4(segment({ alg: k.alg, typ: 'JWT', kid: k.kid }).length)) }),
   ],
@@ -435,7 +436,7 @@ const CASES: Case[] = [
     'jose',
     (k) => mint(k, { header: { alg: 'none' }, sig: () => Buffer.alloc(0) }),
   ],
-  ['alg empty', 'malformed_token', 'jose', (k) => mint(k, { header: { alg: '' } })],
+  ['alg empty', 'malformed_token', 'none', (k) => mint(k, { header: { alg: '' } })],
   [
     'alg of the other family',
     'bad_algorithm',
@@ -443,8 +444,8 @@ const CASES: Case[] = [
     (k) => mint(k, { header: { alg: k.alg.startsWith('HS') ? 'RS256' : 'HS256' } }),
   ],
   ['alg unknown to jose', 'bad_algorithm', 'jose', (k) => mint(k, { header: { alg: 'XS256' } })],
-  ['header without alg', 'malformed_token', 'jose', (k) => mint(k, { header: { alg: undefined } })],
-  ['header a JSON array', 'malformed_token', 'jose', (k) => mint(k, { header: `[{"alg":"${k.alg}"}]` })],
+  ['header without alg', 'malformed_token', 'none', (k) => mint(k, { header: { alg: undefined } })],
+  ['header a JSON array', 'malformed_token', 'none', (k) => mint(k, { header: `[{"alg":"${k.alg}"}]` })],
   [
     'header with a duplicate alg (last wins)',
     'ok',
@@ -464,11 +465,11 @@ const CASES: Case[] = [
     'jose',
     (k) => mint(k, { header: { crit: ['urn:evil'], 'urn:evil': 1 } }),
   ],
-  ['crit empty', 'malformed_token', 'jose', (k) => mint(k, { header: { crit: [] } })],
+  ['crit empty', 'malformed_token', 'none', (k) => mint(k, { header: { crit: [] } })],
   [
     'b64 false with crit',
     'malformed_token',
-    'jose',
+    'none',
     (k) => mint(k, { header: { b64: false, crit: ['b64'] } }),
   ],
   ['b64 false without crit (ignored by jose)', 'ok', 'jose', (k) => mint(k, { header: { b64: false } })],
@@ -545,7 +546,7 @@ const CASES: Case[] = [
   [
     'strict: a known crit without its member',
     'malformed_token',
-    'jose',
+    'none',
     (k) => strictMint(k, { header: { crit: ['urn:example:ext'] } }),
   ],
 ];

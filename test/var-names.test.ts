@@ -4,7 +4,7 @@ import {
   decisionVarNames,
   MAX_CLAIM_NAME_BYTES,
   oversizedVarNames,
-} from '../../src/auth/index.js';
+} from '../src/var-names.js';
 
 describe('HAProxy variable names', () => {
   it('fit 63 bytes with txn. and an 8-character prefix', () => {
@@ -18,6 +18,7 @@ describe('HAProxy variable names', () => {
       'tag',
       'rule',
       'cache',
+      'path',
     ]);
     expect(MAX_CLAIM_NAME_BYTES).toBe(63 - 'txn.'.length - 8 - '.'.length - 'claim_'.length);
     const longest = 'c'.repeat(MAX_CLAIM_NAME_BYTES);

@@ -1,18 +1,26 @@
 /**
- * HAProxy variable names for a Decision. HAProxy limits a variable name, scope included, to 63
- * bytes here: `txn.` + var-prefix (up to 8 chars) + `.` + field name.
+ * HAProxy variable names of the SPOE contract, and HAProxy's limits on them, in one place: the
+ * engine checks claim names against them, agent/vars.ts sets them, `check --spoe-conf` measures
+ * a SPOE file with them. HAProxy limits a variable name, scope included, to 63 bytes here:
+ * `txn.` + var-prefix (up to 8 chars) + `.` + field name.
  */
-export const DECISION_VAR_FIELDS = [
-  'allow',
-  'status',
-  'reason',
-  'sub',
-  'iss',
-  'role',
-  'tag',
-  'rule',
-  'cache',
-] as const;
+
+/** Variable names (without scope and prefix). Final: haproxy.cfg and users' ACLs use them. */
+export const VAR = {
+  allow: 'allow',
+  status: 'status',
+  reason: 'reason',
+  sub: 'sub',
+  iss: 'iss',
+  role: 'role',
+  tag: 'tag',
+  rule: 'rule',
+  cache: 'cache',
+  /** Only on an allow whose path was not canonical: the normalised path the policy judged. */
+  path: 'path',
+} as const;
+
+export const DECISION_VAR_FIELDS: readonly string[] = Object.values(VAR);
 
 export const HAPROXY_VAR_NAME_MAX_BYTES = 63;
 export const VAR_PREFIX_MAX_CHARS = 8;
