@@ -311,7 +311,10 @@ describe('the development issuer, a default only where nobody else can connect',
   it('a config file without issuers stops with the field path, unless allowNoKeys says it is intended', () => {
     const err = errorOf(() => loadConfig({ path: file('none.yaml', 'audit: all\n'), env: {} }));
     expect(err.issues).toEqual([
-      { path: 'issuers', message: expect.stringMatching(/^none configured: .*allowNoKeys: true/) },
+      {
+        path: 'issuers',
+        message: expect.stringMatching(/^none configured \(and no apiKeys\.file\): .*allowNoKeys: true/),
+      },
     ]);
     expect(
       loadConfig({ path: file('anon.yaml', 'allowNoKeys: true\n'), env: {} }).authz.issuers,
