@@ -195,7 +195,8 @@ export class AgentMetrics {
       'min',
     );
 
-    // The keys file (apiKeys): absent when it is not configured.
+    // The keys file (apiKeys): absent when it is not configured. Every --workers process reads
+    // the same file: the gauge aggregates to the largest count, not the sum.
     engineGauge(
       'api_keys',
       'Entries of the keys file by type (revoked ones counted apart)',
@@ -207,6 +208,7 @@ export class AgentMetrics {
         g.set({ type: 'auth-string' }, c.authStrings);
         g.set({ type: 'revoked' }, c.revoked);
       },
+      'max',
     );
     engineCounter('keys_file_reloads_total', 'Keys file re-reads by result', ['result'], (c) => {
       const k = sources.engine().stats().credentials;
@@ -248,6 +250,12 @@ export class AgentMetrics {
       'SPOP connections closed (AGENT-DISCONNECT 13) to make room for a new one at spop.maxConnections',
       [],
       (c) => c.inc(spop.stats.evictions),
+    );
+    engineCounter(
+      'spop_connections_refused_total',
+      'New connections closed (AGENT-DISCONNECT 13) at spop.maxConnections: every connection was busy',
+      [],
+      (c) => c.inc(spop.stats.refused),
     );
     engineCounter(
       'spop_disconnects_total',

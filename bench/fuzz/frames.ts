@@ -32,13 +32,17 @@ export function wire(body: Buffer): Buffer {
 
 const body = (frame: Buffer): Buffer => frame.subarray(4);
 
-export function helloBody(rng: Rng): Buffer {
+/** A HAPROXY-HELLO like 2.6's or 3.1's; max-frame-size mostly 16380, else random (or `maxFrameSize`). */
+export function helloBody(rng: Rng, maxFrameSize?: number): Buffer {
   const style = rng.int(3);
   const kv: NamedValue[] = [
     { name: 'supported-versions', value: '2.0' },
     {
       name: 'max-frame-size',
-      value: { type: DataType.UINT32, value: rng.chance(0.8) ? 16380 : 256 + rng.int(16124) },
+      value: {
+        type: DataType.UINT32,
+        value: maxFrameSize ?? (rng.chance(0.8) ? 16380 : 256 + rng.int(16124)),
+      },
     },
     { name: 'capabilities', value: style === 0 ? 'pipelining,async' : style === 1 ? 'pipelining' : '' },
     { name: 'engine-id', value: '7f9e7c3a-1b2c-4d5e-8f90-a1b2c3d4e5f6' },

@@ -256,7 +256,8 @@ export class Session {
 
   /** A NOTIFY trickled a byte at a time: the frame deadline must cut it with status 2. */
   private async trickle(peer: Peer): Promise<string> {
-    const hello = wire(helloBody(this.rng));
+    // The agent's max-frame-size: a smaller offer would refuse the NOTIFY by its length (status 3).
+    const hello = wire(helloBody(this.rng, this.ctx.ourMax));
     this.sent.push(hello);
     peer.socket.write(hello);
     if (!(await peer.until(() => peer.frames.length > 0 || peer.closed, this.ctx.hangMs))) {
@@ -374,7 +375,8 @@ export class Session {
     this.checkAcks(peer, bodies, exp);
     if (slow && statusOf(peer.disconnect) === Status.TIMEOUT) return 'disconnect 2 (slow writes)';
     if (exp !== null) this.checkEnding(peer, exp);
-    else this.checkLooseEnding(peer);
+    // Only frames after the first are cut differently: a health-check HELLO first still ends it.
+    else this.checkLooseEnding(peer, expectFor(bodies.slice(0, 1), this.ctx.ourMax).ending === 'healthcheck');
     const d = peer.disconnect;
     if (d !== undefined && 'kv' in d)
       return `disconnect ${String(d.kv.find((e) => e.name === 'status-code')?.value)}`;
@@ -478,12 +480,14 @@ export class Session {
     }
   }
 
-  /** A stream cut differently than sent: whatever happens ends in an ACK of the probe or a DISCONNECT. */
-  private checkLooseEnding(peer: Peer): void {
+  /**
+   * A stream cut differently than sent: whatever happens ends in an ACK of the probe or a
+   * DISCONNECT (or, after a health-check HELLO, a close).
+   */
+  private checkLooseEnding(peer: Peer, healthcheckFirst: boolean): void {
     const d = peer.disconnect;
     if (d === undefined) {
-      const healthcheck = Buffer.concat(this.sent).includes('healthcheck');
-      if (peer.closed && !healthcheck) this.violate('no-disconnect', 'closed without AGENT-DISCONNECT');
+      if (peer.closed && !healthcheckFirst) this.violate('no-disconnect', 'closed without AGENT-DISCONNECT');
       return;
     }
     const status = 'kv' in d ? d.kv.find((e) => e.name === 'status-code')?.value : undefined;

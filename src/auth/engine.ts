@@ -187,8 +187,8 @@ export class AuthzEngine {
       // The common case first: a cached identity, usually with a remembered decision.
       if (typeof hit === 'object') return this.count(this.decideCached(req, hit));
     }
-    const path = normalizePath(req.path);
-    if (path instanceof PathRejection) return this.count(denial('bad_request', null, null));
+    const path = this.judgePath(req);
+    if (typeof path === 'string') return this.count(denial('bad_request', null, null));
     if (token === null) return this.count(this.anonymous(req, path, null));
     if (token instanceof TokenRejection) return this.count(denial('malformed_token', null, null));
     if (token instanceof BasicCredential) return this.decideAuthString(req, path, token);
@@ -221,12 +221,14 @@ export class AuthzEngine {
       );
       return { decision, trace };
     };
-    const path = normalizePath(req.path);
-    if (path instanceof PathRejection) {
-      trace.push(`path: refused: ${path.why}`);
+    const path = this.judgePath(req);
+    if (typeof path === 'string') {
+      trace.push(`path: refused: ${path}`);
       return done(denial('bad_request', null, null));
     }
-    trace.push(path === req.path ? `path: ${path}` : `path: ${path} (normalised from ${req.path})`);
+    trace.push(
+      path.path === req.path ? `path: ${path.path}` : `path: ${path.path} (normalised from ${req.path})`,
+    );
     const token = extractToken(req, this.sources);
     if (token === null) {
       trace.push('token: none');
@@ -294,6 +296,17 @@ export class AuthzEngine {
   }
 
   /**
+   * The request's path as the rules see it, or why it is refused (`bad_request`): a path
+   * normalizePath refuses, or a request the policy finds ambiguous (CompiledPolicy.ambiguity).
+   */
+  private judgePath(req: AuthzRequest): JudgedPath | string {
+    const path = normalizePath(req.path);
+    if (path instanceof PathRejection) return path.why;
+    const segments = pathSegments(path);
+    return this.policy.ambiguity(req.method, segments, req.query) ?? { path: path, segments };
+  }
+
+  /**
    * A cached identity: the decision remembered for this request (DecisionMemo), or a new one,
    * remembered. A remembered decision is what authorize() would answer again: same identity,
    * same policy generation, same fields the policy reads; the token's validity window was
@@ -320,8 +333,8 @@ export class AuthzEngine {
         return d;
       }
     }
-    const path = normalizePath(req.path);
-    if (path instanceof PathRejection) return denial('bad_request', null, null);
+    const path = this.judgePath(req);
+    if (typeof path === 'string') return denial('bad_request', null, null);
     if (tokenCache) this.counters.hits++;
     const d = Object.freeze(this.authorize(req, path, identity, cache, null));
     if (memo === null) identity.decisions = memo = new DecisionMemo(policy.reads, MAX_REMEMBERED_DECISIONS);
@@ -345,15 +358,14 @@ export class AuthzEngine {
     const outcome =
       this.credentials === null ? 'bad_credentials' : this.credentials.checkKey(token, this.now());
     if (typeof outcome !== 'string') return this.count(this.decideIdentity(req, outcome, 'miss', false));
-    if (normalizePath(req.path) instanceof PathRejection)
-      return this.count(denial('bad_request', null, null));
+    if (typeof this.judgePath(req) === 'string') return this.count(denial('bad_request', null, null));
     return this.count(denial(outcome, API_KEY_ISS, 'miss'));
   }
 
   /** `Authorization: Basic`: a remembered auth string, or a bounded scrypt check. */
   private decideAuthString(
     req: AuthzRequest,
-    path: string,
+    path: JudgedPath,
     basic: BasicCredential,
   ): Decision | Promise<Decision> {
     const store = this.credentials;
@@ -365,7 +377,11 @@ export class AuthzEngine {
     return outcome.then((o) => this.afterCredential(req, path, o));
   }
 
-  private afterCredential(req: AuthzRequest, path: string, outcome: Identity | CredentialFailure): Decision {
+  private afterCredential(
+    req: AuthzRequest,
+    path: JudgedPath,
+    outcome: Identity | CredentialFailure,
+  ): Decision {
     return this.count(
       typeof outcome === 'string'
         ? denial(outcome, AUTH_STRING_ISS, 'miss')
@@ -375,7 +391,7 @@ export class AuthzEngine {
 
   private verifyThenAuthorize(
     req: AuthzRequest,
-    path: string,
+    path: JudgedPath,
     key: string,
     token: string,
     now: number,
@@ -402,7 +418,7 @@ export class AuthzEngine {
     return outcome.then((o) => this.afterVerify(req, path, o));
   }
 
-  private afterVerify(req: AuthzRequest, path: string, outcome: VerifyOutcome): Decision {
+  private afterVerify(req: AuthzRequest, path: JudgedPath, outcome: VerifyOutcome): Decision {
     return this.count(
       outcome.ok
         ? this.authorize(req, path, outcome.identity, 'miss', null)
@@ -410,7 +426,7 @@ export class AuthzEngine {
     );
   }
 
-  private anonymous(req: AuthzRequest, path: string, trace: string[] | null, verbose = false): Decision {
+  private anonymous(req: AuthzRequest, path: JudgedPath, trace: string[] | null, verbose = false): Decision {
     const policy = this.policy;
     const ctx = requestContext(req, path, null, 0);
     const rule = trace ? policy.matchTraced(ctx, trace, verbose) : policy.match(ctx);
@@ -430,7 +446,7 @@ export class AuthzEngine {
 
   private authorize(
     req: AuthzRequest,
-    path: string,
+    path: JudgedPath,
     identity: Identity,
     cache: CacheOutcome,
     trace: string[] | null,
@@ -503,15 +519,21 @@ function checkRoleTargets(config: AuthzConfig, policy: CompiledPolicy): void {
 }
 
 /** The rule-matching context of a request: the same for anonymous and verified requests but for identity. */
+/** A path the rules may judge: normalised, and its segments. */
+interface JudgedPath {
+  readonly path: string;
+  readonly segments: readonly string[];
+}
+
 function requestContext(
   req: AuthzRequest,
-  path: string,
+  path: JudgedPath,
   claims: Parameters<typeof newMatchContext>[6],
   roleMask: number,
 ): ReturnType<typeof newMatchContext> {
   return newMatchContext(
     req.method,
-    pathSegments(path),
+    path.segments,
     req.query,
     req.host,
     req.src,

@@ -103,6 +103,7 @@ export class SpopServer {
       handlerErrors: 0,
       handlerErrorsByReason: {},
       evictions: 0,
+      refused: 0,
       disconnectsByStatus: {},
     };
     const server = this;
@@ -251,6 +252,7 @@ export class SpopServer {
     this.rejected.add(socket);
     socket.on('error', () => {});
     socket.on('close', () => this.rejected.delete(socket));
+    this.stats.refused++;
     const byStatus = this.stats.disconnectsByStatus;
     byStatus[Status.RESOURCE] = (byStatus[Status.RESOURCE] ?? 0) + 1;
     socket.end(encodeAgentDisconnect(Status.RESOURCE, 'too many connections'));

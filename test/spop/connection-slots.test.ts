@@ -234,6 +234,7 @@ describe('at maxConnections (limitPolicy)', () => {
     expect((await a.next()).type).toBe(FrameType.ACK);
     expect((await b.next()).type).toBe(FrameType.ACK);
     expect(server.stats.evictions).toBe(0);
+    expect(server.stats.refused).toBe(1);
   });
 
   it('evict-handshaking: evicts a silent connection, never one past its handshake', async () => {
