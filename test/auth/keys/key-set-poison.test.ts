@@ -82,7 +82,7 @@ function engine(s: JwksServer, algorithms: string[], dir?: string): AuthzEngine 
           issuer: s.issuer,
           audiences: [AUD],
           algorithms: algorithms as never,
-          keys: { type: 'jwks-url', url: s.jwksUrl, cooldownSeconds: 0, timeoutMs: 500 },
+          keys: { type: 'jwks-url', url: s.jwksUrl, cooldownSeconds: 0, timeoutMs: 5_000 },
         },
       ],
       cache: { maxEntries: 0, negativeTtlSeconds: 0 },
