@@ -5,7 +5,7 @@
  * `spoe-message`, `args`, `event`, `register-var-names`.
  */
 import { readFileSync } from 'node:fs';
-import { ARG, AUTHORIZE_MESSAGE } from '../agent/request.js';
+import { ARG, AUTHORIZE_BODY_MESSAGE, AUTHORIZE_MESSAGE } from '../agent/request.js';
 import {
   CLAIM_VAR_PREFIX,
   HAPROXY_VAR_NAME_MAX_BYTES,
@@ -89,6 +89,14 @@ export function checkSpoeText(text: string, claimNames: readonly string[]): Spoe
         `message authorize is sent on ${msg.event ?? 'no event'}, expected on-frontend-http-request`,
       );
     }
+  }
+  // The body variant (spoe-group authorize-body, sent by `http-request send-spoe-group`).
+  const bodyMsg = messages.get(AUTHORIZE_BODY_MESSAGE);
+  if (bodyMsg !== undefined) {
+    for (const a of [...REQUIRED_ARGS, ARG.body, ARG.bodySize])
+      if (!bodyMsg.args.includes(a)) errors.push(`message ${AUTHORIZE_BODY_MESSAGE} lacks arg ${a}=`);
+    if (!TOKEN_ARGS.some((a) => bodyMsg.args.includes(a)))
+      errors.push(`message ${AUTHORIZE_BODY_MESSAGE} sends no token`);
   }
   const effectivePrefix = prefix ?? agentName ?? '';
   if (!/^[A-Za-z0-9_.]+$/.test(effectivePrefix))

@@ -11,6 +11,7 @@ import {
   AuthzConfigSchema,
   AuthzEngine,
   type AuthzEngineDeps,
+  type AuthzStats,
   DEV_ISSUER,
   DEV_ISSUER_ID,
   devIssuerConfig,
@@ -173,11 +174,15 @@ export async function startEngine(engine: AuthzEngine, config: AgentConfig): Pro
   }
 }
 
-/** What `check` can see without the network: the engine built, and its configured key sets. */
-export async function checkEngine(config: AgentConfig): Promise<void> {
+/**
+ * What `check` can see without the network: the engine built, and its configured key sets.
+ * Resolves with the engine's figures (e.g. the keys file's counts).
+ */
+export async function checkEngine(config: AgentConfig): Promise<AuthzStats> {
   const engine = createEngine(config);
   try {
     await engine.checkConfiguredKeys();
+    return engine.stats();
   } catch (err) {
     throw engineConfigError(err, config);
   } finally {

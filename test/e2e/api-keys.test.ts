@@ -164,6 +164,19 @@ describeHaproxy('API keys and auth strings through HAProxy', () => {
     });
     withBasic.socket?.destroy();
     expect(withBasic.status).toBe(101);
+    // The worker channel (3.7+) always uses the subprotocol; the key's work pool applies.
+    const channel = await upgrade(hap, '/api/work_pools/prod/workers/connect', {
+      authorization: `Bearer ${workerKey}`,
+      'sec-websocket-protocol': 'prefect',
+    });
+    channel.socket?.destroy();
+    expect(channel.status).toBe(101);
+    const elsewhere = await upgrade(hap, '/api/work_pools/staging/workers/connect', {
+      authorization: `Bearer ${workerKey}`,
+      'sec-websocket-protocol': 'prefect',
+    });
+    elsewhere.socket?.destroy();
+    expect(elsewhere.status).toBe(403);
     const none = await upgrade(hap, '/api/events/in', {});
     none.socket?.destroy();
     expect(none.status).toBe(401);
@@ -172,9 +185,12 @@ describeHaproxy('API keys and auth strings through HAProxy', () => {
   it('the audit line and the metrics are those of a JWT decision', async () => {
     const mark = stack.agent.mark();
     await send(hap, 'GET', '/api/admin/version', { headers: bearer(workerKey) });
-    const line = await stack.agent.waitForLog((r) => r.msg === 'decision' && r.sub === 'worker-prod', {
-      since: mark,
-    });
+    const line = await stack.agent.waitForLog(
+      (r) => r.msg === 'decision' && r.sub === 'worker-prod' && r.path === '/api/admin/version',
+      {
+        since: mark,
+      },
+    );
     expect(line).toMatchObject({ audit: true, allow: true, iss: 'api-key', role: 'worker', cache: 'miss' });
     expect(JSON.stringify(line)).not.toContain(workerKey.slice(18));
     const metrics = (await httpRequest(`http://127.0.0.1:${stack.agent.metricsPort}/metrics`)).body;
