@@ -195,7 +195,8 @@ export class AuthzEngine {
     const query = req.query ? `?${req.query}` : '';
     trace.push(
       `request: ${req.method} ${req.path}${query} host=${req.host ?? '-'} src=${req.src ?? '-'}` +
-        `${req.prefectUi ? ' X-Prefect-UI: true' : ''}`,
+        `${req.prefectUi ? ' X-Prefect-UI: true' : ''}` +
+        `${req.body != null ? ` body=${req.body.length} bytes (declared ${req.bodySize ?? '-'})` : ''}`,
     );
     const done = (decision: Decision): Explanation => {
       trace.push(
@@ -308,6 +309,13 @@ export class AuthzEngine {
   ): Decision {
     const policy = this.policy;
     if (identity.maskGeneration !== policy.generation) this.refreshMasks(identity, policy);
+    // A body is judged afresh every time (bodies differ where paths do not).
+    if (policy.reads.body && req.body != null) {
+      const path = this.judgePath(req);
+      if (typeof path === 'string') return denial('bad_request', null, null);
+      if (tokenCache) this.counters.hits++;
+      return this.authorize(req, path, identity, cache, null);
+    }
     let memo = identity.decisions;
     if (memo !== null) {
       const d = memo.get(req);
@@ -411,7 +419,7 @@ export class AuthzEngine {
 
   private anonymous(req: AuthzRequest, path: JudgedPath, trace: string[] | null, verbose = false): Decision {
     const policy = this.policy;
-    const ctx = requestContext(req, path, null, 0);
+    const ctx = requestContext(req, path, null, 0, policy);
     const rule = trace ? policy.matchTraced(ctx, trace, verbose) : policy.match(ctx);
     if (rule === null) return denial('missing_token', null, null);
     const reason: Reason = rule.effect === 'allow' ? 'ok' : 'forbidden';
@@ -443,9 +451,23 @@ export class AuthzEngine {
         `policy roles: held [${names(identity.directMask)}], effective [${names(identity.effectiveMask)}]`,
       );
     }
-    const ctx = requestContext(req, path, identity.claims, identity.effectiveMask);
+    const ctx = requestContext(req, path, identity.claims, identity.effectiveMask, policy);
     const rule = trace ? policy.matchTraced(ctx, trace, verbose) : policy.match(ctx);
     const allow = rule !== null && rule.effect === 'allow';
+    if (rule === null && ctx.bodyFailure !== null) {
+      // A rule could have matched had the body been judgeable: say so rather than "forbidden".
+      trace?.push(`body: ${ctx.bodyFailure}`);
+      return makeDecision(
+        ctx.bodyFailure,
+        identity.sub,
+        identity.iss,
+        policy.roles.highestRole(identity.directMask),
+        null,
+        null,
+        cache,
+        NO_CLAIMS,
+      );
+    }
     const role = allow
       ? policy.roles.grantingRole(identity.directMask, rule.anyMask | rule.allMask)
       : policy.roles.highestRole(identity.directMask);
@@ -501,18 +523,19 @@ function checkRoleTargets(config: AuthzConfig, policy: CompiledPolicy): void {
   }
 }
 
-/** The rule-matching context of a request: the same for anonymous and verified requests but for identity. */
 /** A path the rules may judge: normalised, and its segments. */
 interface JudgedPath {
   readonly path: string;
   readonly segments: readonly string[];
 }
 
+/** The rule-matching context of a request: the same for anonymous and verified requests but for identity. */
 function requestContext(
   req: AuthzRequest,
   path: JudgedPath,
   claims: Parameters<typeof newMatchContext>[6],
   roleMask: number,
+  policy: CompiledPolicy,
 ): ReturnType<typeof newMatchContext> {
   return newMatchContext(
     req.method,
@@ -523,5 +546,8 @@ function requestContext(
     req.prefectUi === true,
     claims,
     roleMask,
+    policy.reads.body
+      ? { body: req.body ?? null, bodySize: req.bodySize ?? null, maxBytes: policy.config.bodyMaxBytes }
+      : undefined,
   );
 }

@@ -8,9 +8,15 @@ export async function runCheck(values: CliValues): Promise<number> {
   const config = loadConfig({ path: values.config });
   // Building the engine compiles the policy and reads key files and secrets: what `serve` would do first.
   const engine = createEngine(config);
+  const keys = engine.stats().credentials;
   engine.close();
   const issuers = (config.authz.issuers ?? []).map((i) => i.id);
   process.stdout.write(`config ok (${config.source}): issuers ${issuers.join(', ') || '(none)'}\n`);
+  if (keys !== null) {
+    process.stdout.write(
+      `keys file ok (${keys.file}): ${keys.apiKeys} API keys, ${keys.authStrings} auth strings, ${keys.revoked} revoked\n`,
+    );
+  }
   if (config.dev) process.stdout.write('warning: the DEVELOPMENT issuer is enabled\n');
   if (values['spoe-conf'] === undefined) return 0;
   const claims = (config.authz.forwardClaims ?? []).map((c) => c.name);

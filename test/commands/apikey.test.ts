@@ -144,6 +144,14 @@ describe('spoe-authz apikey', () => {
     expect(r.err).toContain(`apiKeys.file: ${file}: keys.0.roles.0: unknown role "wroker"`);
   });
 
+  it('check reads the keys file as serve would, and says what it holds', async () => {
+    await cli(['apikey', 'create', '--keys-file', file, '--sub', 'a', '--roles', 'worker']);
+    writeFileSync(join(dir, 'agent.yaml'), `devIssuer: true\napiKeys: { file: ${JSON.stringify(file)} }\n`);
+    const r = await cli(['check', '-c', join(dir, 'agent.yaml')]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`keys file ok (${file}): 1 API keys, 0 auth strings, 0 revoked`);
+  });
+
   it('expiry: durations and dates, in the future only', () => {
     const now = new Date('2026-12-03T12:00:00Z');
     expect(parseExpiry('90d', now)).toBe('2027-03-03T12:00:00.000Z');

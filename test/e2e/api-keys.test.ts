@@ -14,6 +14,7 @@ import { main } from '../../src/cli.js';
 import { capture } from '../helpers/capture.js';
 import { type HaproxyInstance, requireHaproxy } from '../helpers/haproxy.js';
 import { httpRequest } from '../helpers/http.js';
+import { encodeFrame, FrameReader, nextFrame } from '../helpers/ws-frame.js';
 import { type Stack, send, startStack } from './stack.js';
 
 const { describeHaproxy } = requireHaproxy();
@@ -148,15 +149,25 @@ describeHaproxy('API keys and auth strings through HAProxy', () => {
   });
 
   it('websockets: the upgrade carries the credential (PREFECT_CLIENT_CUSTOM_HEADERS), the auth message follows', async () => {
-    // Key on the upgrade, then Prefect's first message, {"type":"auth","token":<api key>}, which
-    // HAProxy tunnels and the agent never sees.
-    const withKey = await upgrade(hap, '/api/events/in', { authorization: `Bearer ${workerKey}` });
-    expect(withKey.status).toBe(101);
-    const auth = JSON.stringify({ type: 'auth', token: workerKey });
-    expect((await roundTrip(withKey.socket as Socket, auth)).toString('utf8')).toContain(auth);
-    const seen = stack.stub.withHeader('x-test-id', withKey.testId)[0];
-    expect(seen?.upgrade).toBe(true);
-    expect(seen?.headers['x-forwarded-user']).toBe('worker-prod');
+    // Subprotocol `prefect`, the key on the upgrade, then Prefect's first message
+    // {"type":"auth","token":<api key>} (events/clients.py), which HAProxy tunnels and the
+    // agent never sees; the stub answers as Prefect's server does.
+    for (const path of ['/api/events/out', '/api/events/in', '/api/task_runs/subscriptions/scheduled']) {
+      const ws = await upgrade(hap, path, {
+        authorization: `Bearer ${workerKey}`,
+        'sec-websocket-protocol': 'prefect',
+      });
+      expect(ws.status, path).toBe(101);
+      const socket = ws.socket as Socket;
+      const reader = new FrameReader();
+      socket.write(encodeFrame(JSON.stringify({ type: 'auth', token: workerKey }), { mask: true }));
+      const reply = await nextFrame(socket, reader);
+      socket.destroy();
+      expect(JSON.parse(reply.payload.toString('utf8'))).toEqual({ type: 'auth_success' });
+      const seen = stack.stub.withHeader('x-test-id', ws.testId)[0];
+      expect(seen?.upgrade).toBe(true);
+      expect(seen?.headers['x-forwarded-user']).toBe('worker-prod');
+    }
     // The auth string on the upgrade (3.8.3+ sends it on events/in; custom headers elsewhere).
     const withBasic = await upgrade(hap, '/api/events/out', {
       authorization: basic(authString).authorization,
@@ -164,6 +175,19 @@ describeHaproxy('API keys and auth strings through HAProxy', () => {
     });
     withBasic.socket?.destroy();
     expect(withBasic.status).toBe(101);
+    // The worker channel (3.7+) always uses the subprotocol; the key's work pool applies.
+    const channel = await upgrade(hap, '/api/work_pools/prod/workers/connect', {
+      authorization: `Bearer ${workerKey}`,
+      'sec-websocket-protocol': 'prefect',
+    });
+    channel.socket?.destroy();
+    expect(channel.status).toBe(101);
+    const elsewhere = await upgrade(hap, '/api/work_pools/staging/workers/connect', {
+      authorization: `Bearer ${workerKey}`,
+      'sec-websocket-protocol': 'prefect',
+    });
+    elsewhere.socket?.destroy();
+    expect(elsewhere.status).toBe(403);
     const none = await upgrade(hap, '/api/events/in', {});
     none.socket?.destroy();
     expect(none.status).toBe(401);
@@ -172,9 +196,12 @@ describeHaproxy('API keys and auth strings through HAProxy', () => {
   it('the audit line and the metrics are those of a JWT decision', async () => {
     const mark = stack.agent.mark();
     await send(hap, 'GET', '/api/admin/version', { headers: bearer(workerKey) });
-    const line = await stack.agent.waitForLog((r) => r.msg === 'decision' && r.sub === 'worker-prod', {
-      since: mark,
-    });
+    const line = await stack.agent.waitForLog(
+      (r) => r.msg === 'decision' && r.sub === 'worker-prod' && r.path === '/api/admin/version',
+      {
+        since: mark,
+      },
+    );
     expect(line).toMatchObject({ audit: true, allow: true, iss: 'api-key', role: 'worker', cache: 'miss' });
     expect(JSON.stringify(line)).not.toContain(workerKey.slice(18));
     const metrics = (await httpRequest(`http://127.0.0.1:${stack.agent.metricsPort}/metrics`)).body;
@@ -251,31 +278,5 @@ function upgrade(
     });
     req.once('error', reject);
     req.end();
-  });
-}
-
-/** Sends `text` as one masked websocket text frame (RFC 6455 5.2) and returns what comes back. */
-function roundTrip(socket: Socket, text: string): Promise<Buffer> {
-  const payload = Buffer.from(text, 'utf8');
-  const mask = Buffer.from([1, 2, 3, 4]);
-  const header =
-    payload.length < 126
-      ? Buffer.from([0x81, 0x80 | payload.length])
-      : Buffer.from([0x81, 0xfe, payload.length >> 8, payload.length & 0xff]);
-  const masked = Buffer.from(payload.map((b, i) => b ^ (mask[i % 4] as number)));
-  return new Promise((resolve, reject) => {
-    let got = Buffer.alloc(0);
-    const expected = header.length + 4 + payload.length;
-    socket.on('data', (chunk: Buffer) => {
-      got = Buffer.concat([got, chunk]);
-      if (got.length >= expected) {
-        socket.destroy();
-        // The stub echoes raw bytes: unmask to read them back.
-        const body = got.subarray(header.length + 4, expected);
-        resolve(Buffer.from(body.map((b, i) => b ^ (mask[i % 4] as number))));
-      }
-    });
-    socket.once('error', reject);
-    socket.write(Buffer.concat([header, mask, masked]));
   });
 }

@@ -44,6 +44,7 @@ export class CompiledPolicy {
       host: rules.some((r) => r.hosts !== null),
       src: rules.some((r) => r.sources !== null),
       prefectUi: rules.some((r) => r.prefectUi !== null),
+      body: rules.some((r) => r.body !== null),
     });
   }
 
@@ -126,5 +127,6 @@ export function describeRule(rule: CompiledRule): string {
   if (c.prefectUi !== undefined) parts.push(`prefectUi=${c.prefectUi}`);
   if (c.scopes) parts.push(`scopes ${c.scopes.join(',')}`);
   if (c.claims) parts.push(`claims ${JSON.stringify(c.claims)}`);
+  if (c.body) parts.push(`body ${JSON.stringify(c.body)}`);
   return parts.join('; ');
 }

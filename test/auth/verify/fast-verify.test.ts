@@ -1,8 +1,10 @@
 /**
- * The fast path (verify.ts with jws.ts and claims-check.ts: node:crypto + a mirror of jose's
- * claim checks) against the jose-only path, on the same issuers, keys and clock. Every case is
+ * The fast path (verifier.ts with jws.ts and claims-validation.ts: node:crypto + a mirror of
+ * jose's claim checks) against `verifier: jose` (jose's jwtVerify with jose's own key selection,
+ * createLocalJWKSet or the raw secret), on the same issuers, keys and clock. Every case is
  * verified by both; outcomes (ok, reason, issuer, and the whole identity when ok) must be equal,
- * and the case table also pins which path answered.
+ * and the case table also pins which path answered. jose-differential.test.ts does the same
+ * over generated key sets against jose alone.
  */
 import {
   constants,
