@@ -47,7 +47,7 @@ check:
   --spoe-conf FILE       also check that this SPOE config sends the args and var-prefix we expect
 
 explain:
-  --method M --path P [--query Q] [--host H] [--src IP] [--prefect-ui]
+  --method M --path P [--query Q] [--host H] [--src IP] [--prefect-ui] [--body JSON]
   [--token JWT | --authorization "Bearer JWT"] [--cookie VALUE] [--token-header VALUE]
   [--verbose (every rule tried)] [--json]
 
