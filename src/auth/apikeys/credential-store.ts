@@ -43,6 +43,12 @@ export type CredentialFailure = 'bad_credentials' | 'revoked' | 'expired' | 'cre
 
 interface Credential {
   readonly entry: KeyEntry;
+  /**
+   * api-key: the key itself, once a request has proven it (hash matched): later requests
+   * compare against it in constant time instead of hashing. Lives as long as this table (a
+   * reload builds new credentials), like a verified JWT in the token cache.
+   */
+  proven: Buffer | null;
   /** api-key: SHA-256 of the key. */
   readonly digest: Buffer | null;
   /** auth-string: the password's scrypt hash. */
@@ -257,11 +263,18 @@ export class CredentialStore {
 
   /** An API key: the identity it grants, or why not. Synchronous; constant-time comparison. */
   checkKey(token: string, now: number): Identity | CredentialFailure {
-    const digest = sha256Digest(token);
     const id = apiKeyId(token);
     const credential = id === null ? undefined : this.table.byId.get(id);
-    if (credential === undefined || credential.digest === null || !digestsEqual(digest, credential.digest))
+    if (credential === undefined || credential.digest === null) {
+      sha256Digest(token); // the same work as for a known id
       return 'bad_credentials';
+    }
+    const presented = Buffer.from(token, 'latin1'); // apiKeyId() checked: ASCII only
+    const proven = credential.proven;
+    if (proven === null || !digestsEqual(presented, proven)) {
+      if (!digestsEqual(sha256Digest(token), credential.digest)) return 'bad_credentials';
+      credential.proven = presented;
+    }
     return this.standing(credential, now);
   }
 
@@ -448,6 +461,7 @@ export class CredentialStore {
     const expiresAtMs = entry.expiresAt === null ? Number.POSITIVE_INFINITY : Date.parse(entry.expiresAt);
     return {
       entry,
+      proven: null,
       digest: apiKey ? storedDigest(entry.hash) : null,
       scrypt: apiKey ? null : parseScryptHash(entry.hash),
       expiresAtMs,
@@ -463,6 +477,8 @@ export class CredentialStore {
         roles: entry.roles,
         claims,
         forwarded: forwardClaims(claims, this.forward),
+        // An API key is not a token: nothing binds it to a certificate.
+        certThumbprint: null,
         maskGeneration: 0,
         directMask: 0,
         effectiveMask: 0,

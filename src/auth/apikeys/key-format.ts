@@ -7,7 +7,7 @@
  * The keys file holds `sha256:<base64url of SHA-256(key)>`: with 256 bits of randomness a
  * fast hash is enough (nothing to brute-force), and checking costs about a microsecond.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 export const API_KEY_PREFIX = 'spoe_';
 export const KEY_ID_LENGTH = 12;
@@ -59,8 +59,9 @@ export function apiKeyId(token: string): string | null {
     : null;
 }
 
+/** One-shot `crypto.hash` (Node 20.12+): about half the cost of createHash() for short input. */
 export function sha256Digest(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
+  return hash('sha256', value, 'buffer');
 }
 
 /** What the keys file stores for a key. */

@@ -4,6 +4,7 @@
  */
 import type { JWTPayload } from 'jose';
 import { type ForwardClaimSpec, forwardClaims, hasControlCharacters, tokenScopes } from '../claims.js';
+import { certThumbprint } from '../client-cert.js';
 import type { Identity } from '../identity.js';
 import type { CompiledIssuer } from '../issuer.js';
 import type { Reason } from '../reasons.js';
@@ -35,6 +36,8 @@ export function verifiedIdentity(
   ) {
     return fail('bad_claims', issuer.iss, 'sub must be a printable string of at most 512 characters');
   }
+  const failure = issuer.checks.run(payload);
+  if (failure !== null) return fail(failure.reason, issuer.iss, failure.detail);
   const tol = issuer.toleranceSeconds;
   let expires = payload.exp as number;
   const maxAge = issuer.config.maxTokenAgeSeconds;
@@ -51,6 +54,7 @@ export function verifiedIdentity(
     roles: issuer.roles.roles(payload),
     claims: payload,
     forwarded: forwardClaims(payload, forward),
+    certThumbprint: certThumbprint(payload),
     maskGeneration: 0,
     directMask: 0,
     effectiveMask: 0,
@@ -59,11 +63,17 @@ export function verifiedIdentity(
   if (trace) {
     trace.push(`signature: verified (alg ${identity.alg}, kid ${identity.kid ?? '(none)'})`);
     trace.push(
-      `claims: iss, aud in [${issuer.config.audiences.join(', ')}], exp ${payload.exp}` +
+      `claims: iss, ${issuer.config.audienceClaim} in [${issuer.config.audiences.join(', ')}], exp ${payload.exp}` +
         `${payload.nbf === undefined ? '' : `, nbf ${payload.nbf}`}` +
         `${issuer.config.typ ? `, typ ${issuer.config.typ}` : ''}, tolerance ${tol}s: ok`,
     );
+    if (issuer.checks.descriptions.length > 0)
+      trace.push(
+        `issuer checks (profile ${issuer.config.profile}): ${issuer.checks.descriptions.join('; ')}: ok`,
+      );
     trace.push(`subject: ${identity.sub ?? '(none)'}`);
+    if (identity.certThumbprint !== null)
+      trace.push(`bound to a client certificate: x5t#S256 ${identity.certThumbprint}`);
     trace.push(
       `roles from claims [${issuer.config.roles.claims.join(', ')}]: [${identity.roles.join(', ')}]`,
     );

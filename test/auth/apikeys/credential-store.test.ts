@@ -102,6 +102,19 @@ describe('API keys and auth strings (keys file)', () => {
     });
   });
 
+  it('a key once proven is compared directly after; any other secret for its id still fails', async () => {
+    const { id, key } = newApiKey();
+    write([entry({ id, type: 'api-key', sub: 'worker-a', hash: hashApiKey(key) })]);
+    const e = engine();
+    const other = `${key.slice(0, 18)}${newApiKey().key.slice(18)}`;
+    expect((await decide(e, 'POST', POLL, `Bearer ${key}`)).reason).toBe('ok');
+    expect((await decide(e, 'POST', POLL, `Bearer ${other}`)).reason).toBe('bad_credentials');
+    expect((await decide(e, 'POST', POLL, `Bearer ${key}`)).reason).toBe('ok');
+    expect((await decide(e, 'POST', POLL, `Bearer ${key.slice(0, -1)}\u0141`)).reason).toBe(
+      'bad_credentials',
+    );
+  });
+
   it('without apiKeys configured, a key is still bad_credentials', async () => {
     const e = AuthzEngine.create({}, { now: () => now });
     engines.push(e);
