@@ -234,10 +234,12 @@ export class SpopServer {
     if (this.limitPolicy === 'refuse') return false;
     const victim = handshaking ?? (this.limitPolicy === 'evict-idle' ? idlest : null);
     if (victim === null) return false;
-    victim.logger.info(
-      { max: this.maxConnections, handshaking: victim.handshaking },
-      'connection limit reached: evicting this connection for a new one',
-    );
+    // A flood of silent connections evicts one per newcomer: those lines stay at debug (the
+    // metric counts them); evicting a connection past its handshake is worth an info line.
+    const log = { max: this.maxConnections, handshaking: victim.handshaking };
+    const msg = 'connection limit reached: evicting this connection for a new one';
+    if (victim.handshaking) victim.logger.debug(log, msg);
+    else victim.logger.info(log, msg);
     this.stats.evictions++;
     this.emit({ type: 'connection-evicted', connectionId: victim.id, handshaking: victim.handshaking });
     victim.evict();
