@@ -155,6 +155,16 @@ export class AgentMetrics {
     engineCounter('jwks_fetch_failures_total', 'Failed key set fetches per issuer', ['issuer'], (c) => {
       for (const i of sources.engine().issuerStatus()) c.inc({ issuer: i.id }, i.failures);
     });
+    engineCounter(
+      'jwks_rejections_total',
+      'Fetched key sets refused (the last good set kept) per issuer and reason: no_usable_key, invalid_key',
+      ['issuer', 'reason'],
+      (c) => {
+        for (const i of sources.engine().issuerStatus()) {
+          for (const [reason, n] of Object.entries(i.rejections)) c.inc({ issuer: i.id, reason }, n);
+        }
+      },
+    );
     engineGauge(
       'jwks_age_seconds',
       'Seconds since the last successful key fetch',

@@ -84,6 +84,7 @@ export class AuthzEngine {
       fetch: deps.fetch ?? ((input: string, init: RequestInit) => fetch(input, init)),
       logger: this.logger,
       persistDir: config.jwksCacheDir ?? null,
+      allowNoKeys: config.allowNoKeys,
     };
     this.issuers = config.issuers.map((issuer) => new CompiledIssuer(issuer, keyDeps));
     const forward = config.forwardClaims.map((spec) => ({ ...spec, path: compileClaimPath(spec.claim) }));
@@ -111,7 +112,11 @@ export class AuthzEngine {
     return new AuthzEngine(parseAuthzConfig(config), deps);
   }
 
-  /** Fetches keys (warm-up). Resolves when every issuer has made its first attempt, whatever the outcome: check ready(). */
+  /**
+   * Fetches keys (warm-up). Resolves when every issuer has made its first attempt, whatever the
+   * outcome: check ready(). Rejects with AuthError('config_invalid') (its `issuer` set) when a
+   * configured key set is refused (key-set-check.ts).
+   */
   start(): Promise<void> {
     if (this.closed) return Promise.reject(new AuthError('closed', 'engine is closed'));
     this.credentials?.start();
@@ -121,6 +126,18 @@ export class AuthzEngine {
       else this.logger.info({ issuers: this.issuers.length }, 'authorization engine ready');
     });
     return this.starting;
+  }
+
+  /**
+   * Checks the configured key sets (jwks, jwks-file) as start() would, without fetching remote
+   * ones: what `check` can tell before the agent serves.
+   */
+  async checkConfiguredKeys(): Promise<void> {
+    await Promise.all(
+      this.issuers
+        .filter((i) => i.keys.kind === 'jwks' || i.keys.kind === 'jwks-file')
+        .map((i) => i.keys.start()),
+    );
   }
 
   /** True when every issuer has keys to verify with (possibly stale or persisted ones). */
