@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import { ConfigError, formatIssue } from '../config/errors.js';
 import { parseListenAddress } from '../config/listen-address.js';
-import { type AgentConfig, loadConfig } from '../config/load.js';
+import { type AgentConfig, createEngine, loadConfig } from '../config/load.js';
 import { UsageError } from '../errors.js';
 import { startEndpoints } from '../http-endpoints.js';
 import { createLogger } from '../log.js';
@@ -37,6 +37,9 @@ export async function runServe(values: CliValues): Promise<number> {
   }
   // Validate before forking, so a bad config stops the process with the field path.
   const config = load(values);
+  // What only the engine checks (keys files, secrets, role targets) too: a worker that died
+  // of it would stop the primary with exit 1 instead of 2 and the field path.
+  if (workers > 1 && cluster.isPrimary) createEngine(config).close();
   const logger = createLogger(config.settings.log.level);
   // The process that will own the listeners clears what a killed predecessor left (workers
   // share the primary's SPOP socket: a worker would find it accepting and refuse).
