@@ -4,6 +4,7 @@ import { ApiKeysSchema } from './apikeys/apikeys-config.js';
 import { RESERVED_ISS } from './apikeys/reserved-iss.js';
 import { AuthError } from './errors.js';
 import { IssuerSchema } from './issuer-config.js';
+import { applyProfiles, conflictingTokenProfiles, profileProblems } from './issuer-profiles.js';
 import { PolicySchema } from './policy/policy-config.js';
 import { VERIFIER_MODES } from './verify/verifier.js';
 
@@ -49,7 +50,7 @@ export const ForwardClaimSchema = z.strictObject({
   maxLength: z.number().int().min(1).max(4_096).default(256),
 });
 
-export const AuthzConfigSchema = z
+const BaseAuthzConfigSchema = z
   .strictObject({
     tokens: TokenSourcesSchema.prefault({}),
     issuers: z.array(IssuerSchema).default([]),
@@ -77,6 +78,15 @@ export const AuthzConfigSchema = z
       }
       ids.add(issuer.id);
       isses.add(issuer.issuer);
+      issuer.issuerAliases.forEach((alias, j) => {
+        if (isses.has(alias))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['issuers', i, 'issuerAliases', j],
+            message: 'duplicate issuer',
+          });
+        isses.add(alias);
+      });
       if (config.apiKeys !== undefined && RESERVED_ISS.includes(issuer.issuer)) {
         ctx.addIssue({
           code: 'custom',
@@ -94,8 +104,26 @@ export const AuthzConfigSchema = z
     });
   });
 
-export type AuthzConfig = z.output<typeof AuthzConfigSchema>;
-export type AuthzConfigInput = z.input<typeof AuthzConfigSchema>;
+/**
+ * The config with each issuer's profile applied first (issuer-profiles.ts): zod then checks the
+ * result, so a profile can never produce what an explicit config could not.
+ */
+export const AuthzConfigSchema = z.preprocess((input, ctx) => {
+  if (typeof input === 'object' && input !== null) {
+    for (const message of conflictingTokenProfiles(input as Record<string, unknown>))
+      ctx.addIssue({ code: 'custom', path: ['tokens'], message });
+    for (const { path, message } of profileProblems(input)) ctx.addIssue({ code: 'custom', path, message });
+  }
+  return applyProfiles(input);
+}, BaseAuthzConfigSchema);
+
+type IssuerInput = z.input<typeof IssuerSchema>;
+/** An issuer as written: with a profile, what the profile supplies may be left out. */
+export type ProfiledIssuerInput = IssuerInput | (Partial<IssuerInput> & Pick<IssuerInput, 'id' | 'profile'>);
+export type AuthzConfig = z.output<typeof BaseAuthzConfigSchema>;
+export type AuthzConfigInput = Omit<z.input<typeof BaseAuthzConfigSchema>, 'issuers'> & {
+  issuers?: ProfiledIssuerInput[] | undefined;
+};
 
 /** "issuers.0.algorithms.1" style path for a zod issue. */
 export function issuePath(path: readonly PropertyKey[]): string {

@@ -1,5 +1,7 @@
 /** `check`: validate the config (field paths on error) and optionally the SPOE file. */
 
+import { parseAuthzConfig } from '../auth/index.js';
+import { describeProfile } from '../auth/issuer-profiles.js';
 import { createEngine, loadConfig } from '../config/load.js';
 import type { CliValues } from './options.js';
 import { checkSpoeConf } from './spoe-conf-check.js';
@@ -18,6 +20,20 @@ export async function runCheck(values: CliValues): Promise<number> {
     );
   }
   if (config.dev) process.stdout.write('warning: the DEVELOPMENT issuer is enabled\n');
+  // What each profile filled in, and the SPOE args its token source needs.
+  const parsed = parseAuthzConfig(config.authz);
+  for (const issuer of parsed.issuers) {
+    if (issuer.profile === 'generic') continue;
+    const set = describeProfile(issuer).join(', ') || 'nothing';
+    process.stdout.write(`issuer ${issuer.id}: profile ${issuer.profile} set ${set}\n`);
+  }
+  const t = parsed.tokens;
+  if (t.header !== null)
+    process.stdout.write(
+      `tokens: header ${t.header}: the SPOE message needs token_header=req.hdr(${t.header})\n`,
+    );
+  if (t.cookie !== null)
+    process.stdout.write(`tokens: cookie ${t.cookie}: the SPOE message needs cookie=req.cook(${t.cookie})\n`);
   if (values['spoe-conf'] === undefined) return 0;
   const claims = (config.authz.forwardClaims ?? []).map((c) => c.name);
   const { errors, warnings } = checkSpoeConf(values['spoe-conf'], claims);

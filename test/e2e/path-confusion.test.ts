@@ -8,8 +8,11 @@ import { devToken, type SentRequest, type Stack, send, startStack } from './stac
 
 const { describeHaproxy } = requireHaproxy();
 
-/** Refused by the agent (403 bad_request) or by HAProxy's own parser (400): never forwarded. */
-type Refused = 'bad_request' | 'haproxy_400';
+/**
+ * Refused by the agent (403 bad_request), or by HAProxy's own parser (400) where HAProxy
+ * versions differ on the raw character: never forwarded either way.
+ */
+type Refused = 'bad_request' | 'haproxy_400_or_bad_request';
 
 const REFUSED: ReadonlyArray<[raw: string, by: Refused]> = [
   ['/api/admin/settings;x=1', 'bad_request'],
@@ -21,7 +24,7 @@ const REFUSED: ReadonlyArray<[raw: string, by: Refused]> = [
   ['/api/%252e%252e/admin/settings', 'bad_request'],
   ['/api/admin%C0%AFsettings', 'bad_request'],
   ['/api/flows/%FF', 'bad_request'],
-  ['/api/admin\\settings', 'bad_request'],
+  ['/api/admin\\settings', 'haproxy_400_or_bad_request'],
   ['/api/admin/settings.', 'bad_request'],
   ['/api/admin/settings%20', 'bad_request'],
   ['/api/admin/settings%3F', 'bad_request'],
@@ -49,8 +52,8 @@ describeHaproxy('path confusion through the shipped HAProxy config', () => {
     for (const token of [viewer, undefined]) {
       const r = await send(stack.hap, 'GET', raw, { rawPath: true, ...(token ? { token } : {}) });
       expect(atPrefect(r), raw).toBeUndefined();
-      if (by === 'haproxy_400') {
-        expect(r.status, raw).toBe(400);
+      if (by === 'haproxy_400_or_bad_request' && r.status === 400) {
+        expect(r.body, raw).not.toContain('"reason"');
       } else {
         expect(r.status, raw).toBe(403);
         expect(JSON.parse(r.body), raw).toEqual({ detail: 'forbidden', reason: 'bad_request' });

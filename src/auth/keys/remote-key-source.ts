@@ -43,6 +43,8 @@ export class RemoteKeySource implements KeySource {
 
   private readonly id: string;
   private readonly iss: string;
+  /** The issuer and its aliases: a discovery document must name one of them. */
+  private readonly isses: readonly string[];
   private readonly keys: RemoteKeys;
   private readonly deps: RemoteKeySourceDeps;
   private readonly persistFile: string | null;
@@ -74,6 +76,7 @@ export class RemoteKeySource implements KeySource {
     this.kind = keys.type;
     this.id = issuer.id;
     this.iss = issuer.issuer;
+    this.isses = [issuer.issuer, ...issuer.issuerAliases];
     this.keys = keys;
     this.deps = deps;
     this.persistFile = deps.persistDir === null ? null : persistedJwksPath(deps.persistDir, issuer.id);
@@ -226,7 +229,7 @@ export class RemoteKeySource implements KeySource {
     if (typeof doc !== 'object' || doc === null)
       throw new AuthError('discovery_failed', `${url}: not a JSON object`);
     const { issuer, jwks_uri: jwksUri } = doc as { issuer?: unknown; jwks_uri?: unknown };
-    if (issuer !== this.iss) {
+    if (!discoveryIssuerMatches(issuer, this.isses)) {
       throw new AuthError('discovery_failed', `${url}: issuer ${JSON.stringify(issuer)} is not ${this.iss}`);
     }
     if (typeof jwksUri !== 'string') throw new AuthError('discovery_failed', `${url}: no jwks_uri`);
@@ -323,4 +326,25 @@ export class RemoteKeySource implements KeySource {
     this.timer = setTimeout(() => void this.refresh(true), delay);
     this.timer.unref();
   }
+}
+
+/**
+ * A discovery document's `issuer` names ours: exactly, or as the multi-tenant template Microsoft
+ * Entra ID publishes for `common`/`organizations` (https://login.microsoftonline.com/{tenantid}/v2.0),
+ * where `{tenantid}` stands for one path segment of an issuer we route here: the template can
+ * only vouch for tenants we configured.
+ */
+export function discoveryIssuerMatches(issuer: unknown, isses: readonly string[]): boolean {
+  if (typeof issuer !== 'string') return false;
+  if (isses.includes(issuer)) return true;
+  const parts = issuer.split('{tenantid}');
+  if (parts.length !== 2) return false;
+  const [before, after] = parts as [string, string];
+  return isses.some(
+    (iss) =>
+      iss.length > before.length + after.length &&
+      iss.startsWith(before) &&
+      iss.endsWith(after) &&
+      /^[^/?#]+$/.test(iss.slice(before.length, iss.length - after.length)),
+  );
 }

@@ -3,7 +3,7 @@ import { parseWith } from '../engine-config.js';
 import { LiteralConfusion } from './path-confusion.js';
 import { type PolicyConfig, type PolicyConfigInput, PolicySchema, RuleSchema } from './policy-config.js';
 import { prefectPresetRules } from './prefect-preset.js';
-import { queryAmbiguity } from './query.js';
+import { type QueryNames, queryAmbiguity, queryNames } from './query.js';
 import { RoleModel } from './role-model.js';
 import { type CompiledRule, compileRule, type MatchContext, ruleConcerns, ruleMismatch } from './rule.js';
 import { RuleIndex } from './rule-index.js';
@@ -22,7 +22,7 @@ export class CompiledPolicy {
   private readonly requestReads: RequestReads;
   private readonly confusion: LiteralConfusion;
   /** Query parameters some rule reads. */
-  private readonly queryNames: ReadonlySet<string>;
+  private readonly queryNames: QueryNames;
 
   private constructor(config: PolicyConfig) {
     this.generation = ++generations;
@@ -38,7 +38,7 @@ export class CompiledPolicy {
     this.rules = rules;
     this.index = new RuleIndex(rules);
     this.confusion = new LiteralConfusion(rules.flatMap((r) => [r.pattern, ...r.pathNot]));
-    this.queryNames = new Set(rules.flatMap((r) => r.query.map((q) => q.name)));
+    this.queryNames = queryNames(rules.flatMap((r) => r.query.map((q) => q.name)));
     this.requestReads = Object.freeze({
       query: rules.some((r) => r.query.length > 0),
       host: rules.some((r) => r.hosts !== null),

@@ -71,6 +71,18 @@ function foldName(name: string): string {
   return folded.endsWith('[]') ? folded.slice(0, -2).trim() : folded;
 }
 
+/** The query parameters a policy reads, and their lenient spellings folded once. */
+export interface QueryNames {
+  readonly exact: ReadonlySet<string>;
+  /** foldName(name) -> name. */
+  readonly folded: ReadonlyMap<string, string>;
+}
+
+export function queryNames(names: Iterable<string>): QueryNames {
+  const exact = new Set(names);
+  return { exact, folded: new Map([...exact].map((n) => [foldName(n), n])) };
+}
+
 /**
  * Why a query string could be read differently by two reasonable servers for one of the
  * parameters the policy looks at (`names`), or null:
@@ -82,11 +94,10 @@ function foldName(name: string): string {
  * - one of `names` given twice with different values (some servers take the first, others
  *   the last).
  */
-export function queryAmbiguity(query: string | null, names: ReadonlySet<string>): string | null {
-  if (query === null || query === '' || names.size === 0) return null;
+export function queryAmbiguity(query: string | null, names: QueryNames): string | null {
+  if (query === null || query === '' || names.exact.size === 0) return null;
   if (query.includes('#')) return 'fragment ("#") in query';
-  const folded = new Map<string, string>();
-  for (const n of names) folded.set(foldName(n), n);
+  const folded = names.folded;
   const seen = new Map<string, string>();
   for (const pair of query.split('&')) {
     if (pair === '') continue;
@@ -101,7 +112,7 @@ export function queryAmbiguity(query: string | null, names: ReadonlySet<string>)
         if (lenient !== undefined) return `parameter "${lenient}" after ";" (some servers split on ";")`;
         continue;
       }
-      if (names.has(name)) {
+      if (names.exact.has(name)) {
         const value = decodeComponent(eq === -1 ? '' : pair.slice(eq + 1));
         const before = seen.get(name);
         if (before !== undefined && before !== value)

@@ -35,6 +35,8 @@ export function verifiedIdentity(
   ) {
     return fail('bad_claims', issuer.iss, 'sub must be a printable string of at most 512 characters');
   }
+  const failure = issuer.checks.run(payload);
+  if (failure !== null) return fail(failure.reason, issuer.iss, failure.detail);
   const tol = issuer.toleranceSeconds;
   let expires = payload.exp as number;
   const maxAge = issuer.config.maxTokenAgeSeconds;
@@ -59,10 +61,14 @@ export function verifiedIdentity(
   if (trace) {
     trace.push(`signature: verified (alg ${identity.alg}, kid ${identity.kid ?? '(none)'})`);
     trace.push(
-      `claims: iss, aud in [${issuer.config.audiences.join(', ')}], exp ${payload.exp}` +
+      `claims: iss, ${issuer.config.audienceClaim} in [${issuer.config.audiences.join(', ')}], exp ${payload.exp}` +
         `${payload.nbf === undefined ? '' : `, nbf ${payload.nbf}`}` +
         `${issuer.config.typ ? `, typ ${issuer.config.typ}` : ''}, tolerance ${tol}s: ok`,
     );
+    if (issuer.checks.descriptions.length > 0)
+      trace.push(
+        `issuer checks (profile ${issuer.config.profile}): ${issuer.checks.descriptions.join('; ')}: ok`,
+      );
     trace.push(`subject: ${identity.sub ?? '(none)'}`);
     trace.push(
       `roles from claims [${issuer.config.roles.claims.join(', ')}]: [${identity.roles.join(', ')}]`,

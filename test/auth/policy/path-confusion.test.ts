@@ -7,6 +7,7 @@
  * normalised path is what HAProxy forwards) is judged as that path. A sample goes through real
  * HAProxy in test/e2e/path-confusion.test.ts.
  */
+import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AuthzEngine, Reason } from '../../../src/auth/index.js';
 import { testEngine } from '../helpers/engine.js';
@@ -222,6 +223,30 @@ describe('path confusion', () => {
     const decide = async (token: string | null) =>
       (await engine.decide(request(method, path, { token, query }))).reason;
     expect([await decide(tokens.viewer), await decide(tokens.admin), await decide(null)]).toEqual(expected);
+  });
+
+  it('property: any other spelling of a route literal is refused for everyone', async () => {
+    const routes = ['/api/admin/settings', '/api/health', '/api/flows/filter', '/api/admin/version'];
+    const respell = fc.constantFrom<(s: string) => string>(
+      (s) => s.toUpperCase(),
+      (s) => s.charAt(0).toUpperCase() + s.slice(1),
+      (s) => `${s}.`,
+      (s) => `${s}%20`,
+      (s) => `${s}%C2%AD`,
+      (s) => s.replace(/[a-z]/, (c) => encodeURIComponent(String.fromCharCode(c.charCodeAt(0) + 0xfee0))),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...routes), fc.nat(), respell, async (route, at, change) => {
+        const segs = route.split('/').slice(1);
+        const i = at % segs.length;
+        segs[i] = change(segs[i] as string);
+        const path = `/${segs.join('/')}`;
+        for (const token of [tokens.viewer, tokens.admin, null]) {
+          expect((await engine.decide(request('GET', path, { token }))).reason, path).toBe('bad_request');
+        }
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('explain says why an ambiguous request is refused', async () => {
