@@ -37,9 +37,9 @@ export async function runServe(values: CliValues): Promise<number> {
   }
   // Validate before forking, so a bad config stops the process with the field path.
   const config = load(values);
-  // What only the engine checks (keys files, secrets, role targets) too: a worker that died
-  // of it would stop the primary with exit 1 instead of 2 and the field path.
-  if (workers > 1 && cluster.isPrimary) createEngine(config).close();
+  // The keys file too (only the engine reads it): a worker that died of it would stop the
+  // primary with exit 1 instead of 2 and the field path. Only with one, to keep starts light.
+  if (workers > 1 && cluster.isPrimary && config.authz.apiKeys !== undefined) createEngine(config).close();
   const logger = createLogger(config.settings.log.level);
   // The process that will own the listeners clears what a killed predecessor left (workers
   // share the primary's SPOP socket: a worker would find it accepting and refuse).
