@@ -47,7 +47,7 @@ check:
   --spoe-conf FILE       also check that this SPOE config sends the args and var-prefix we expect
 
 explain:
-  --method M --path P [--query Q] [--host H] [--src IP] [--prefect-ui]
+  --method M --path P [--query Q] [--host H] [--src IP] [--prefect-ui] [--body JSON]
   [--token JWT | --authorization "Bearer JWT"] [--cookie VALUE] [--token-header VALUE]
   [--verbose (every rule tried)] [--json]
 
@@ -130,9 +130,9 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(
-        `config error (${err.source}):\n${err.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`,
-      );
+      // One line per wrong field, each complete on its own (grep, journald, container logs).
+      for (const issue of err.issues)
+        process.stderr.write(`config error (${err.source}): ${formatIssue(issue)}\n`);
       return 2;
     }
     if (err instanceof ListenError) {

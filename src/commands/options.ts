@@ -15,6 +15,7 @@ const options = {
   host: { type: 'string' },
   src: { type: 'string' },
   'prefect-ui': { type: 'boolean' },
+  body: { type: 'string' },
   token: { type: 'string' },
   authorization: { type: 'string' },
   cookie: { type: 'string' },

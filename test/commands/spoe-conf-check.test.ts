@@ -14,6 +14,13 @@ describe('checkSpoeText', () => {
     expect(checkSpoeText(SHIPPED, ['email'])).toEqual({ errors: [], warnings: [] });
   });
 
+  it('names what the body message (authorize-body) lacks', () => {
+    const noBody = SHIPPED.replace(/ body=req\.body\S*/, '');
+    expect(checkSpoeText(noBody, ['email']).errors).toEqual(['message authorize-body lacks arg body=']);
+    const noSize = SHIPPED.replace(/ body_size=\S+/, '');
+    expect(checkSpoeText(noSize, ['email']).errors).toEqual(['message authorize-body lacks arg body_size=']);
+  });
+
   it('accepts the config HAProxy 2.6 was captured with (prefect_ui is optional)', () => {
     expect(checkSpoeText(FIXTURE, []).errors).toEqual([]);
   });

@@ -15,13 +15,8 @@ import { devToken, type SentRequest, type Stack, send, startStack, uuid } from '
 const { describeHaproxy } = requireHaproxy();
 
 const FILTER = '/api/block_documents/filter';
-/** The Blocks page's request (ui-v2). */
-const BLOCKS_PAGE = JSON.stringify({
-  include_secrets: false,
-  limit: 10,
-  offset: 0,
-  block_documents: { is_anonymous: { eq_: false } },
-});
+/** The Blocks page's request (ui-v2/src/api/block-documents: buildListFilterBlockDocumentsQuery). */
+const BLOCKS_PAGE = JSON.stringify({ offset: 0, sort: 'BLOCK_TYPE_AND_NAME_ASC', include_secrets: false });
 
 describeHaproxy('Prefect clients through the shipped HAProxy config and the agent', () => {
   let stack: Stack;
