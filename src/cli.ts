@@ -130,9 +130,9 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(
-        `config error (${err.source}):\n${err.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`,
-      );
+      // One line per wrong field, each complete on its own (grep, journald, container logs).
+      for (const issue of err.issues)
+        process.stderr.write(`config error (${err.source}): ${formatIssue(issue)}\n`);
       return 2;
     }
     if (err instanceof ListenError) {

@@ -4,6 +4,8 @@ export class Rng {
 
   constructor(seed: number) {
     this.s = seed >>> 0 || 0x9e3779b9;
+    // xorshift's first outputs follow the seed closely (forks are seeded from one sequence).
+    for (let i = 0; i < 8; i++) this.u32();
   }
 
   /** Uniform in [0, 2^32). */

@@ -56,6 +56,11 @@ const BaseAuthzConfigSchema = z
     issuers: z.array(IssuerSchema).default([]),
     cache: CacheSchema.prefault({}),
     forwardClaims: z.array(ForwardClaimSchema).default([]),
+    /**
+     * Start although no issuer is configured, or a configured key set (jwks, jwks-file) holds no
+     * key usable for its issuer's algorithms: such tokens are denied, anonymous rules still allow.
+     */
+    allowNoKeys: z.boolean().default(false),
     /** Directory for last-good JWKS per remote issuer (`<id>.jwks.json`), read at start. */
     jwksCacheDir: z.string().min(1).optional(),
     /** API keys and Prefect auth strings from a keys file (src/auth/apikeys/). */

@@ -7,6 +7,7 @@ import {
 } from './apikeys/credential-store.js';
 import { looksLikeApiKey } from './apikeys/key-format.js';
 import { compileClaimPath } from './claims.js';
+import { bindingProblem } from './client-cert.js';
 import { type AuthzRequest, type CacheOutcome, type Decision, makeDecision, NO_CLAIMS } from './decision.js';
 import { DecisionMemo } from './decision-memo.js';
 import { type AuthzConfig, parseAuthzConfig } from './engine-config.js';
@@ -84,6 +85,7 @@ export class AuthzEngine {
       fetch: deps.fetch ?? ((input: string, init: RequestInit) => fetch(input, init)),
       logger: this.logger,
       persistDir: config.jwksCacheDir ?? null,
+      allowNoKeys: config.allowNoKeys,
     };
     this.issuers = config.issuers.map((issuer) => new CompiledIssuer(issuer, keyDeps));
     const forward = config.forwardClaims.map((spec) => ({ ...spec, path: compileClaimPath(spec.claim) }));
@@ -111,7 +113,11 @@ export class AuthzEngine {
     return new AuthzEngine(parseAuthzConfig(config), deps);
   }
 
-  /** Fetches keys (warm-up). Resolves when every issuer has made its first attempt, whatever the outcome: check ready(). */
+  /**
+   * Fetches keys (warm-up). Resolves when every issuer has made its first attempt, whatever the
+   * outcome: check ready(). Rejects with AuthError('config_invalid') (its `issuer` set) when a
+   * configured key set is refused (key-set-check.ts).
+   */
   start(): Promise<void> {
     if (this.closed) return Promise.reject(new AuthError('closed', 'engine is closed'));
     this.credentials?.start();
@@ -121,6 +127,18 @@ export class AuthzEngine {
       else this.logger.info({ issuers: this.issuers.length }, 'authorization engine ready');
     });
     return this.starting;
+  }
+
+  /**
+   * Checks the configured key sets (jwks, jwks-file) as start() would, without fetching remote
+   * ones: what `check` can tell before the agent serves.
+   */
+  async checkConfiguredKeys(): Promise<void> {
+    await Promise.all(
+      this.issuers
+        .filter((i) => i.keys.kind === 'jwks' || i.keys.kind === 'jwks-file')
+        .map((i) => i.keys.start()),
+    );
   }
 
   /** True when every issuer has keys to verify with (possibly stale or persisted ones). */
@@ -307,6 +325,14 @@ export class AuthzEngine {
     cache: CacheOutcome,
     tokenCache: boolean,
   ): Decision {
+    // Before any remembered decision: the binding depends on the connection, not the token.
+    if (
+      identity.certThumbprint !== null &&
+      bindingProblem(identity.certThumbprint, req.clientCert) !== null
+    ) {
+      if (tokenCache) this.counters.hits++;
+      return denial('cert_mismatch', identity.iss, cache);
+    }
     const policy = this.policy;
     if (identity.maskGeneration !== policy.generation) this.refreshMasks(identity, policy);
     // A body is judged afresh every time (bodies differ where paths do not).
@@ -443,6 +469,14 @@ export class AuthzEngine {
     trace: string[] | null,
     verbose = false,
   ): Decision {
+    if (identity.certThumbprint !== null) {
+      const problem = bindingProblem(identity.certThumbprint, req.clientCert);
+      if (problem !== null) {
+        trace?.push(`client certificate: ${problem}`);
+        return denial('cert_mismatch', identity.iss, cache);
+      }
+      trace?.push('client certificate: the one the token is bound to (cnf x5t#S256)');
+    }
     const policy = this.policy;
     if (identity.maskGeneration !== policy.generation) this.refreshMasks(identity, policy);
     if (trace) {
@@ -549,5 +583,6 @@ function requestContext(
     policy.reads.body
       ? { body: req.body ?? null, bodySize: req.bodySize ?? null, maxBytes: policy.config.bodyMaxBytes }
       : undefined,
+    policy.reads.cert ? (req.clientCert ?? null) : null,
   );
 }

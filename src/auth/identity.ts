@@ -18,6 +18,8 @@ export interface Identity {
   /** Verified claims (rules may test them; never mutated). */
   readonly claims: Claims;
   readonly forwarded: ForwardedClaims;
+  /** `cnf.x5t#S256` (RFC 8705): the token is valid only with this client certificate. */
+  readonly certThumbprint: string | null;
   /** Role masks memoised for one policy generation (see CompiledPolicy.generation). */
   maskGeneration: number;
   directMask: number;

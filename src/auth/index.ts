@@ -29,6 +29,7 @@ export {
 } from './issuer-config.js';
 export type { FetchLike } from './keys/http-fetch.js';
 export type { KeySourceStatus } from './keys/key-source.js';
+export { isLoopbackHost } from './keys/url-check.js';
 export type { AuthLogger } from './logger.js';
 export { CompiledPolicy } from './policy/compiled-policy.js';
 export { normalizePath, PathRejection } from './policy/path.js';

@@ -6,16 +6,21 @@ import { RemoteKeySource, type RemoteKeySourceDeps } from './keys/remote-key-sou
 import { RoleMapper } from './policy/role-mapping.js';
 import { IssuerChecks } from './verify/issuer-checks.js';
 
-export function keySourceFor(issuer: IssuerConfig, deps: RemoteKeySourceDeps): KeySource {
+export interface KeySourceDeps extends RemoteKeySourceDeps {
+  /** A configured set (jwks, jwks-file) may hold no usable key (config `allowNoKeys`). */
+  readonly allowNoKeys?: boolean;
+}
+
+export function keySourceFor(issuer: IssuerConfig, deps: KeySourceDeps): KeySource {
   const keys = issuer.keys;
   switch (keys.type) {
     case 'oidc':
     case 'jwks-url':
       return new RemoteKeySource(issuer, deps);
     case 'jwks-file':
-      return LocalKeySource.fromFile(keys.path, issuer);
+      return LocalKeySource.fromFile(keys.path, issuer, deps);
     case 'jwks':
-      return new LocalKeySource('jwks', keys.jwks as never, issuer.algorithms);
+      return new LocalKeySource('jwks', keys.jwks as never, issuer, deps);
     case 'secret':
       return new SecretKeySource(issuer);
     case 'pem-url':
@@ -42,7 +47,7 @@ export class CompiledIssuer {
   private optionsSecond = Number.NaN;
   private options: JWTVerifyOptions = {};
 
-  constructor(config: IssuerConfig, deps: RemoteKeySourceDeps) {
+  constructor(config: IssuerConfig, deps: KeySourceDeps) {
     this.config = config;
     this.id = config.id;
     this.iss = config.issuer;

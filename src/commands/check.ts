@@ -2,16 +2,15 @@
 
 import { parseAuthzConfig } from '../auth/index.js';
 import { describeProfile } from '../auth/issuer-profiles.js';
-import { createEngine, loadConfig } from '../config/load.js';
+import { checkEngine, loadConfig } from '../config/load.js';
 import type { CliValues } from './options.js';
 import { checkSpoeConf } from './spoe-conf-check.js';
 
 export async function runCheck(values: CliValues): Promise<number> {
   const config = loadConfig({ path: values.config });
-  // Building the engine compiles the policy and reads key files and secrets: what `serve` would do first.
-  const engine = createEngine(config);
-  const keys = engine.stats().credentials;
-  engine.close();
+  // Building the engine compiles the policy, reads key files and secrets and checks the
+  // configured key sets: what `serve` would do first, without fetching remote keys.
+  const keys = (await checkEngine(config)).credentials;
   const issuers = (config.authz.issuers ?? []).map((i) => i.id);
   process.stdout.write(`config ok (${config.source}): issuers ${issuers.join(', ') || '(none)'}\n`);
   if (keys !== null) {

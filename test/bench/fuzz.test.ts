@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type NotifyHandler, SpopServer, VarScope } from '../../src/spop/index.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -28,16 +28,21 @@ function fuzz(args: string[]): Promise<{ code: number | null; out: string }> {
   });
 }
 
-const servers: SpopServer[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close({ deadlineMs: 200 })));
-});
-
-async function brokenAgent(handler: NotifyHandler): Promise<string> {
+/**
+ * Runs the fuzzer against an in-process agent answering with `handler`. The tests run
+ * concurrently, so each closes its own agent (an afterEach would close the others' too).
+ */
+async function fuzzBroken(
+  handler: NotifyHandler,
+  args: string[],
+): Promise<{ code: number | null; out: string }> {
   const s = new SpopServer({ handler, handlerTimeoutMs: 60_000, helloTimeoutMs: 300, frameTimeoutMs: 300 });
-  servers.push(s);
-  const a = await s.listen(0, '127.0.0.1');
-  return `127.0.0.1:${a.port}`;
+  try {
+    const a = await s.listen(0, '127.0.0.1');
+    return await fuzz([...args, '--target', `127.0.0.1:${a.port}`]);
+  } finally {
+    await s.close({ deadlineMs: 200 });
+  }
 }
 
 describe('npm run fuzz', () => {
@@ -52,8 +57,10 @@ describe('npm run fuzz', () => {
   }, 60_000);
 
   it.concurrent('reports an agent that allows without a valid token, with the bytes, and exits 1', async () => {
-    const target = await brokenAgent(() => [{ op: 'set', scope: VarScope.TXN, name: 'allow', value: true }]);
-    const { code, out } = await fuzz(['--duration', '2', '--connections', '4', '--target', target]);
+    const { code, out } = await fuzzBroken(
+      () => [{ op: 'set', scope: VarScope.TXN, name: 'allow', value: true }],
+      ['--duration', '3', '--connections', '8', '--seed', '11'],
+    );
     expect(out).toMatch(
       /VIOLATION allow-without-token .*allows a NOTIFY without a valid token\n {2}sent: [0-9a-f]{20}/,
     );
@@ -61,17 +68,10 @@ describe('npm run fuzz', () => {
   }, 60_000);
 
   it.concurrent('reports an agent that never answers as a hang', async () => {
-    const target = await brokenAgent(() => new Promise(() => {}));
-    const { code, out } = await fuzz([
-      '--duration',
-      '1',
-      '--connections',
-      '4',
-      '--target',
-      target,
-      '--deadline-ms',
-      '300',
-    ]);
+    const { code, out } = await fuzzBroken(
+      () => new Promise(() => {}),
+      ['--duration', '1', '--connections', '4', '--deadline-ms', '300'],
+    );
     expect(out).toMatch(/VIOLATION hang .*nothing settled within 300 ms/);
     expect(code).toBe(1);
   }, 60_000);

@@ -477,6 +477,8 @@ export class CredentialStore {
         roles: entry.roles,
         claims,
         forwarded: forwardClaims(claims, this.forward),
+        // An API key is not a token: nothing binds it to a certificate.
+        certThumbprint: null,
         maskGeneration: 0,
         directMask: 0,
         effectiveMask: 0,

@@ -203,6 +203,9 @@ export class PemKeySource implements KeySource {
       failures: this.failures,
       lastSuccessAgeMs: this.lastSuccessAt === null ? null : Date.now() - this.lastSuccessAt,
       lastError: this.lastError,
+      // One key per kid, kept once fetched: no set is ever replaced, so none is refused.
+      rejections: { no_usable_key: 0, invalid_key: 0 },
+      lastRejection: null,
     };
   }
 }

@@ -4,6 +4,7 @@
  */
 import type { JWTPayload } from 'jose';
 import { type ForwardClaimSpec, forwardClaims, hasControlCharacters, tokenScopes } from '../claims.js';
+import { certThumbprint } from '../client-cert.js';
 import type { Identity } from '../identity.js';
 import type { CompiledIssuer } from '../issuer.js';
 import type { Reason } from '../reasons.js';
@@ -53,6 +54,7 @@ export function verifiedIdentity(
     roles: issuer.roles.roles(payload),
     claims: payload,
     forwarded: forwardClaims(payload, forward),
+    certThumbprint: certThumbprint(payload),
     maskGeneration: 0,
     directMask: 0,
     effectiveMask: 0,
@@ -70,6 +72,8 @@ export function verifiedIdentity(
         `issuer checks (profile ${issuer.config.profile}): ${issuer.checks.descriptions.join('; ')}: ok`,
       );
     trace.push(`subject: ${identity.sub ?? '(none)'}`);
+    if (identity.certThumbprint !== null)
+      trace.push(`bound to a client certificate: x5t#S256 ${identity.certThumbprint}`);
     trace.push(
       `roles from claims [${issuer.config.roles.claims.join(', ')}]: [${identity.roles.join(', ')}]`,
     );

@@ -171,7 +171,13 @@ beforeAll(async () => {
       keys: { type: 'jwks', jwks: { keys: rotatingJwks } },
     }),
   ];
-  await Promise.all(issuers.map((i) => i.keys.start()));
+  // The weak-key issuer's set is refused at start (key-set-check.ts); its index is built all the
+  // same, so the fast path and jose are still compared on a key jose refuses.
+  await Promise.all(
+    issuers.map((i) =>
+      i.id === 'w' ? expect(i.keys.start()).rejects.toThrow(/RSA modulus of 1024 bits/) : i.keys.start(),
+    ),
+  );
   const forward = [{ name: 'email', claim: 'email', maxLength: 64, path: compileClaimPath('email') }];
   fast = new TokenVerifier(issuers, forward);
   slow = new TokenVerifier(issuers, forward, { verifier: 'jose' });
