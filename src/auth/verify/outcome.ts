@@ -3,8 +3,9 @@
  * same way whichever verifier (node:crypto fast path or jose) checked the signature.
  */
 import type { JWTPayload } from 'jose';
+import type { Claims } from '../claims.js';
 import { type ForwardClaimSpec, forwardClaims, hasControlCharacters, tokenScopes } from '../claims.js';
-import type { Identity } from '../identity.js';
+import { Identity } from '../identity.js';
 import type { CompiledIssuer } from '../issuer.js';
 import type { Reason } from '../reasons.js';
 
@@ -27,6 +28,8 @@ export function verifiedIdentity(
   kid: unknown,
   forward: readonly ForwardClaimSpec[],
   trace: string[] | null,
+  payloadSegment: string,
+  decodePayload: (segment: string) => Claims,
 ): VerifyOutcome {
   const sub = payload.sub;
   if (
@@ -40,22 +43,23 @@ export function verifiedIdentity(
   const maxAge = issuer.config.maxTokenAgeSeconds;
   if (maxAge !== undefined && typeof payload.iat === 'number')
     expires = Math.min(expires, payload.iat + maxAge);
-  const identity: Identity = {
-    issuerId: issuer.id,
-    iss: issuer.iss,
-    sub: sub ?? null,
-    kid: typeof kid === 'string' ? kid : null,
-    alg,
-    expiresAtMs: (expires + tol) * 1000,
-    notBeforeMs: typeof payload.nbf === 'number' ? (payload.nbf - tol) * 1000 : Number.NEGATIVE_INFINITY,
-    roles: issuer.roles.roles(payload),
-    claims: payload,
-    forwarded: forwardClaims(payload, forward),
-    maskGeneration: 0,
-    directMask: 0,
-    effectiveMask: 0,
-    decisions: null,
-  };
+  // Identities are what the token cache holds, up to cache.maxEntries of them: strings and
+  // role lists that repeat across tokens (alg, kid, the same roles) are shared, not copied.
+  const identity = new Identity(
+    {
+      issuerId: issuer.id,
+      iss: issuer.iss,
+      sub: sub ?? null,
+      kid: typeof kid === 'string' ? shared(kid) : null,
+      alg: shared(alg),
+      expiresAtMs: (expires + tol) * 1000,
+      notBeforeMs: typeof payload.nbf === 'number' ? (payload.nbf - tol) * 1000 : Number.NEGATIVE_INFINITY,
+      roles: sharedRoles(issuer.roles.roles(payload)),
+      forwarded: forwardClaims(payload, forward),
+    },
+    payloadSegment,
+    decodePayload,
+  );
   if (trace) {
     trace.push(`signature: verified (alg ${identity.alg}, kid ${identity.kid ?? '(none)'})`);
     trace.push(
@@ -71,3 +75,27 @@ export function verifiedIdentity(
   }
   return { ok: true, identity };
 }
+
+/** Interned strings and role lists; bounded, since kids and role sets come from outside. */
+const MAX_SHARED = 1024;
+const sharedStrings = new Map<string, string>();
+const sharedRoleLists = new Map<string, readonly string[]>();
+
+function shared(s: string): string {
+  const known = sharedStrings.get(s);
+  if (known !== undefined) return known;
+  if (sharedStrings.size < MAX_SHARED && s.length <= 256) sharedStrings.set(s, s);
+  return s;
+}
+
+function sharedRoles(roles: readonly string[]): readonly string[] {
+  if (roles.length === 0) return NO_ROLES;
+  const key = roles.join('\n');
+  const known = sharedRoleLists.get(key);
+  if (known !== undefined) return known;
+  const list = Object.freeze(roles.map(shared));
+  if (sharedRoleLists.size < MAX_SHARED) sharedRoleLists.set(key, list);
+  return list;
+}
+
+const NO_ROLES: readonly string[] = Object.freeze([]);
