@@ -4,7 +4,8 @@
 #   docker run --init -p 12345:12345 -p 9464:9464 \
 #     -v /etc/spoe-authz:/etc/spoe-authz:ro spoe-authz \
 #     node dist/cli.js serve --config /etc/spoe-authz/config.yaml
-# Without a config the agent starts with its development issuer (demo only).
+# Without a config (or AUTHZ_ISSUER) it exits 2 and says what to set: the development
+# issuer is a default on loopback only, never on the 0.0.0.0 this image listens on.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 

@@ -5,9 +5,11 @@
  *   check            validate the config (and with --spoe-conf, the SPOE file)
  *   explain          print a decision and its trace for a request
  *   token            mint a DEVELOPMENT token (dev issuer only)
+ *   apikey           create, list, revoke API keys and auth strings (the keys file)
  *   load             load-test an agent over SPOP, as HAProxy would
  * Exit codes: 0 ok, 1 failure at run time, 2 usage or config error.
  */
+import { runApiKey } from './commands/apikey.js';
 import { runCheck } from './commands/check.js';
 import { runExplain } from './commands/explain.js';
 import { runLoad } from './commands/load.js';
@@ -25,6 +27,9 @@ commands:
   check                  validate the config; with --spoe-conf FILE also the SPOE file
   explain                decide one request and print the trace
   token                  mint a token from the built-in DEVELOPMENT issuer
+  apikey create|list|revoke
+                         API keys (PREFECT_API_KEY) and auth strings (PREFECT_API_AUTH_STRING)
+                         for machines, in the keys file (config apiKeys.file)
   load                   load-test an agent over SPOP (as HAProxy would) and check every decision
 
 common options:
@@ -42,13 +47,22 @@ check:
   --spoe-conf FILE       also check that this SPOE config sends the args and var-prefix we expect
 
 explain:
-  --method M --path P [--query Q] [--host H] [--src IP] [--prefect-ui]
+  --method M --path P [--query Q] [--host H] [--src IP] [--prefect-ui] [--body JSON]
   [--token JWT | --authorization "Bearer JWT"] [--cookie VALUE] [--token-header VALUE]
   [--verbose (every rule tried)] [--json]
 
 token:
   --sub SUBJECT [--roles viewer,operator] [--scope "a b"] [--ttl SECONDS] [--aud AUDIENCE]
   [--claim name=value ...]
+
+apikey:
+  --keys-file FILE       the keys file (default: apiKeys.file of the config)
+  apikey create --sub SUBJECT --roles worker[,...] [--work-pool NAME ...]
+                [--expires 90d|12h|2027-06-30] [--note TEXT]
+                [--type api-key|auth-string [--user NAME] [--password-stdin]]
+                         prints the key (or user:password) once on stdout; stores its hash
+  apikey list [--json]   every entry with its state (active, expired, revoked); never a secret
+  apikey revoke ID       running agents refuse it within seconds (they watch the file)
 
 load:
   --target ADDR          agent address, host:port or unix:/path (default 127.0.0.1:12345);
@@ -92,7 +106,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const command = positionals[0] ?? 'serve';
-  if (positionals.length > 1) {
+  if (positionals.length > 1 && command !== 'apikey') {
     process.stderr.write(`unexpected argument: ${positionals[1]}\n\n${USAGE}`);
     return 2;
   }
@@ -108,15 +122,17 @@ export async function main(argv: string[]): Promise<number> {
         return await runToken(values);
       case 'load':
         return await runLoad(values, argv);
+      case 'apikey':
+        return await runApiKey(values, positionals.slice(1));
       default:
         process.stderr.write(`unknown command: ${command}\n\n${USAGE}`);
         return 2;
     }
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(
-        `config error (${err.source}):\n${err.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}\n`,
-      );
+      // One line per wrong field, each complete on its own (grep, journald, container logs).
+      for (const issue of err.issues)
+        process.stderr.write(`config error (${err.source}): ${formatIssue(issue)}\n`);
       return 2;
     }
     if (err instanceof ListenError) {

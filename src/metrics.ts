@@ -155,6 +155,16 @@ export class AgentMetrics {
     engineCounter('jwks_fetch_failures_total', 'Failed key set fetches per issuer', ['issuer'], (c) => {
       for (const i of sources.engine().issuerStatus()) c.inc({ issuer: i.id }, i.failures);
     });
+    engineCounter(
+      'jwks_rejections_total',
+      'Fetched key sets refused (the last good set kept) per issuer and reason: no_usable_key, invalid_key',
+      ['issuer', 'reason'],
+      (c) => {
+        for (const i of sources.engine().issuerStatus()) {
+          for (const [reason, n] of Object.entries(i.rejections)) c.inc({ issuer: i.id, reason }, n);
+        }
+      },
+    );
     engineGauge(
       'jwks_age_seconds',
       'Seconds since the last successful key fetch',
@@ -185,6 +195,39 @@ export class AgentMetrics {
       'min',
     );
 
+    // The keys file (apiKeys): absent when it is not configured. Every --workers process reads
+    // the same file: the gauge aggregates to the largest count, not the sum.
+    engineGauge(
+      'api_keys',
+      'Entries of the keys file by type (revoked ones counted apart)',
+      ['type'],
+      (g) => {
+        const c = sources.engine().stats().credentials;
+        if (c === null) return;
+        g.set({ type: 'api-key' }, c.apiKeys);
+        g.set({ type: 'auth-string' }, c.authStrings);
+        g.set({ type: 'revoked' }, c.revoked);
+      },
+      'max',
+    );
+    engineCounter('keys_file_reloads_total', 'Keys file re-reads by result', ['result'], (c) => {
+      const k = sources.engine().stats().credentials;
+      if (k === null) return;
+      c.inc({ result: 'ok' }, k.reloads);
+      c.inc({ result: 'invalid' }, k.reloadFailures);
+    });
+    engineCounter(
+      'auth_string_hashes_total',
+      'Auth-string scrypt checks: computed, or refused at the bound',
+      ['result'],
+      (c) => {
+        const k = sources.engine().stats().credentials;
+        if (k === null) return;
+        c.inc({ result: 'computed' }, k.hashes);
+        c.inc({ result: 'refused' }, k.hashesRefused);
+      },
+    );
+
     const spop = sources.spop;
     engineGauge('spop_connections', 'Open SPOP connections', [], (g) => g.set(spop.stats.connections));
     engineCounter('spop_notify_frames_total', 'NOTIFY frames received', [], (c) =>
@@ -201,6 +244,18 @@ export class AgentMetrics {
       (c) => {
         for (const [reason, n] of Object.entries(spop.stats.handlerErrorsByReason)) c.inc({ reason }, n);
       },
+    );
+    engineCounter(
+      'spop_connections_evicted_total',
+      'SPOP connections closed (AGENT-DISCONNECT 13) to make room for a new one at spop.maxConnections',
+      [],
+      (c) => c.inc(spop.stats.evictions),
+    );
+    engineCounter(
+      'spop_connections_refused_total',
+      'New connections closed (AGENT-DISCONNECT 13) at spop.maxConnections: every connection was busy',
+      [],
+      (c) => c.inc(spop.stats.refused),
     );
     engineCounter(
       'spop_disconnects_total',

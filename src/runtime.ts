@@ -11,8 +11,13 @@ import type { Logger } from 'pino';
 import { createAuthorizeHandler } from './agent/handler.js';
 import { FAIL_CLOSED_ACTIONS } from './agent/vars.js';
 import type { AuthzEngine, Decision } from './auth/index.js';
-import { formatListenAddress, type ListenAddress, parseListenAddress } from './config/listen-address.js';
-import { type AgentConfig, createEngine, reloadEnginePolicy } from './config/load.js';
+import {
+  formatListenAddress,
+  isLocalListen,
+  type ListenAddress,
+  parseListenAddress,
+} from './config/listen-address.js';
+import { type AgentConfig, createEngine, reloadEnginePolicy, startEngine } from './config/load.js';
 import { AgentError } from './errors.js';
 import { startEndpoints } from './http-endpoints.js';
 import { AgentMetrics } from './metrics.js';
@@ -42,11 +47,23 @@ export async function startRuntime(
   options: RuntimeOptions = {},
 ): Promise<Runtime> {
   if (config.dev) {
-    logger.warn(
-      { source: config.source },
-      'DEVELOPMENT SETUP: the built-in development issuer is enabled; its private key is public ' +
-        '(anyone can mint tokens). Never use this in production: configure your own issuers.',
-    );
+    const listen = mustParse(config.settings.listen);
+    if (isLocalListen(listen)) {
+      logger.warn(
+        { source: config.source },
+        'DEVELOPMENT SETUP: the built-in development issuer is enabled; its private key is public ' +
+          '(anyone can mint tokens). Never use this in production: configure your own issuers.',
+      );
+    } else {
+      // Asked for explicitly (the default never enables it off loopback): say what it exposes.
+      logger.warn(
+        { source: config.source, listen: config.settings.listen },
+        `DANGER: the development issuer is enabled on ${config.settings.listen}, which is not loopback. ` +
+          'Its private key is in the public repository: anyone who can send a request through the HAProxy ' +
+          'in front of this agent can mint a token with any role, admin included, and be allowed. ' +
+          'Use this only for a demo on an isolated network; remove devIssuer (AUTHZ_DEV_ISSUER) otherwise.',
+      );
+    }
   }
   const auditLogger = logger.child({ component: 'audit' });
   const engineLogger = logger.child({ component: 'authz' });
@@ -75,7 +92,7 @@ export async function startRuntime(
 
   // Keys first, so readiness is true from the first request when the provider answers; a
   // provider that is down does not stop the agent from serving (it denies with 503 meanwhile).
-  await engine.start();
+  await startEngine(engine, config);
   /** A failed listen: release what is started (the engine's timers, the SPOP server), then say where. */
   const released = async (address: string, err: unknown): Promise<ListenError> => {
     engine.close();
@@ -144,7 +161,7 @@ export async function startRuntime(
         await engine.refreshKeys();
       } else {
         const fresh = createEngine(next, { logger: engineLogger });
-        await fresh.start();
+        await startEngine(fresh, next);
         const old = engine;
         engine = fresh;
         // In-flight decisions keep the old engine until they finish; close it after they can have.

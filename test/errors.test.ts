@@ -1,6 +1,8 @@
 /** One error family: every typed error the project throws has a stable code and the same base. */
 import { describe, expect, it } from 'vitest';
 import { AuthError, isAuthError } from '../src/auth/errors.js';
+import { KeySetRejected } from '../src/auth/keys/key-set-check.js';
+import { ConfigError } from '../src/config/errors.js';
 import { AgentError } from '../src/errors.js';
 import { HandlerTimeoutError, SpopError, SpopErrorCode, Status } from '../src/spop/index.js';
 
@@ -13,6 +15,8 @@ describe('error family', () => {
     ],
     ['SpopError', new SpopError(SpopErrorCode.TOO_BIG, Status.TOO_BIG), 'ERR_SPOP_TOO_BIG'],
     ['HandlerTimeoutError', new HandlerTimeoutError(50), 'ERR_HANDLER_TIMEOUT'],
+    ['ConfigError', new ConfigError('file:x.yaml', [{ path: 'listen', message: 'bad' }]), 'config_invalid'],
+    ['KeySetRejected', new KeySetRejected('no_usable_key', 'empty', []), 'keys_unavailable'],
   ])('%s is an AgentError with its name and stable code', (name, err, code) => {
     expect(err).toBeInstanceOf(AgentError);
     expect(err).toBeInstanceOf(Error);

@@ -7,7 +7,7 @@ import { type AuthzRequest, type Decision, makeDecision, NO_CLAIMS } from '../au
 import { normalizePath } from '../auth/policy/path.js';
 import type { HandlerResult, Notify, NotifyContext, NotifyHandler } from '../spop/index.js';
 import { type AuditMode, auditDecision } from './audit.js';
-import { AUTHORIZE_MESSAGE, readAuthorizeArgs } from './request.js';
+import { AUTHORIZE_BODY_MESSAGE, AUTHORIZE_MESSAGE, readAuthorizeArgs } from './request.js';
 import { decisionAck, decisionActions, pathAction } from './vars.js';
 
 /** What the handler needs of the engine: a decision per request (sync on cache hits). */
@@ -61,7 +61,7 @@ export function createAuthorizeHandler(options: AuthorizeHandlerOptions): Notify
     return decisionAck(d);
   };
   return (notify: Notify, _ctx: NotifyContext): HandlerResult | Promise<HandlerResult> => {
-    const msg = notify.message(AUTHORIZE_MESSAGE);
+    const msg = notify.message(AUTHORIZE_MESSAGE) ?? notify.message(AUTHORIZE_BODY_MESSAGE);
     if (msg === undefined) return [];
     const started = performance.now();
     const req = readAuthorizeArgs(msg);

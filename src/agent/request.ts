@@ -10,6 +10,12 @@ import type { NotifyMessage } from '../spop/index.js';
 /** The message name in `spoe-message authorize` (haproxy/spoe-agent.conf). */
 export const AUTHORIZE_MESSAGE = 'authorize';
 
+/**
+ * The same request with its body (`spoe-message authorize-body`), which HAProxy sends instead of
+ * `authorize` for the routes whose meaning is in the body, once it has buffered the body.
+ */
+export const AUTHORIZE_BODY_MESSAGE = 'authorize-body';
+
 /** Arg names, as in `args method=method path=path ...` of the SPOE config. */
 export const ARG = {
   method: 'method',
@@ -22,6 +28,8 @@ export const ARG = {
   src: 'src',
   id: 'id',
   prefectUi: 'prefect_ui',
+  body: 'body',
+  bodySize: 'body_size',
 } as const;
 
 /** Every arg the agent reads; `check --spoe-conf` compares a SPOE file against it. */
@@ -60,6 +68,8 @@ class MessageRequest implements AuthzRequest {
   private srcValue: string | null | undefined = UNREAD;
   private prefectUiValue: boolean | undefined = UNREAD;
   private idValue: string | null | undefined = UNREAD;
+  private bodyValue: Uint8Array | null | undefined = UNREAD;
+  private bodySizeValue: number | null | undefined = UNREAD;
 
   constructor(msg: NotifyMessage, method: string, path: string) {
     this.msg = msg;
@@ -105,6 +115,23 @@ class MessageRequest implements AuthzRequest {
   get id(): string | null {
     if (this.idValue === UNREAD) this.idValue = this.msg.getString(ARG.id);
     return this.idValue;
+  }
+
+  /** BINARY (`req.body`) or STRING; an empty body arrives as either, or as NULL. */
+  get body(): Uint8Array | null {
+    if (this.bodyValue === UNREAD) {
+      const v = this.msg.get(ARG.body)?.value;
+      this.bodyValue = v instanceof Uint8Array ? v : typeof v === 'string' ? Buffer.from(v, 'latin1') : null;
+    }
+    return this.bodyValue;
+  }
+
+  get bodySize(): number | null {
+    if (this.bodySizeValue === UNREAD) {
+      const v = this.msg.getInt(ARG.bodySize);
+      this.bodySizeValue = typeof v === 'bigint' ? Number(v) : v;
+    }
+    return this.bodySizeValue;
   }
 }
 

@@ -7,6 +7,8 @@ export interface RequestReads {
   readonly host: boolean;
   readonly src: boolean;
   readonly prefectUi: boolean;
+  /** Some rule looks at the body: a request that carries one is never answered from memory. */
+  readonly body: boolean;
 }
 
 /** A remembered decision and the request fields it was made for (unread fields null/false). */

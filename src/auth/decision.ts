@@ -19,6 +19,13 @@ export interface AuthzRequest {
   prefectUi?: boolean;
   /** HAProxy unique-id, for logs only. */
   id?: string | null;
+  /**
+   * The request body as HAProxy buffered it (`req.body`), sent only for the routes whose meaning
+   * is in the body; null or absent otherwise. At most the configured bound (HAProxy cuts it).
+   */
+  body?: Uint8Array | null;
+  /** The body length the client declared (`req.body_size`), to tell a cut body from a whole one. */
+  bodySize?: number | null;
 }
 
 export type ClaimValue = string | number | boolean;

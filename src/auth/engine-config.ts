@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { CLAIM_NAME_PATTERN, MAX_CLAIM_NAME_BYTES } from '../var-names.js';
+import { ApiKeysSchema } from './apikeys/apikeys-config.js';
+import { RESERVED_ISS } from './apikeys/reserved-iss.js';
 import { AuthError } from './errors.js';
 import { IssuerSchema } from './issuer-config.js';
+import { applyProfiles, conflictingTokenProfiles, profileProblems } from './issuer-profiles.js';
 import { PolicySchema } from './policy/policy-config.js';
 import { VERIFIER_MODES } from './verify/verifier.js';
 
@@ -47,14 +50,21 @@ export const ForwardClaimSchema = z.strictObject({
   maxLength: z.number().int().min(1).max(4_096).default(256),
 });
 
-export const AuthzConfigSchema = z
+const BaseAuthzConfigSchema = z
   .strictObject({
     tokens: TokenSourcesSchema.prefault({}),
     issuers: z.array(IssuerSchema).default([]),
     cache: CacheSchema.prefault({}),
     forwardClaims: z.array(ForwardClaimSchema).default([]),
+    /**
+     * Start although no issuer is configured, or a configured key set (jwks, jwks-file) holds no
+     * key usable for its issuer's algorithms: such tokens are denied, anonymous rules still allow.
+     */
+    allowNoKeys: z.boolean().default(false),
     /** Directory for last-good JWKS per remote issuer (`<id>.jwks.json`), read at start. */
     jwksCacheDir: z.string().min(1).optional(),
+    /** API keys and Prefect auth strings from a keys file (src/auth/apikeys/). */
+    apiKeys: ApiKeysSchema.optional(),
     /**
      * `fast`: node:crypto on prepared keys where jose would decide the same (verifier.ts);
      * `jose`: every token through jose's jwtVerify and jose's own key selection.
@@ -73,6 +83,22 @@ export const AuthzConfigSchema = z
       }
       ids.add(issuer.id);
       isses.add(issuer.issuer);
+      issuer.issuerAliases.forEach((alias, j) => {
+        if (isses.has(alias))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['issuers', i, 'issuerAliases', j],
+            message: 'duplicate issuer',
+          });
+        isses.add(alias);
+      });
+      if (config.apiKeys !== undefined && RESERVED_ISS.includes(issuer.issuer)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['issuers', i, 'issuer'],
+          message: `"${issuer.issuer}" is the iss of credentials from apiKeys.file`,
+        });
+      }
     });
     const names = new Set<string>();
     config.forwardClaims.forEach((claim, i) => {
@@ -83,8 +109,26 @@ export const AuthzConfigSchema = z
     });
   });
 
-export type AuthzConfig = z.output<typeof AuthzConfigSchema>;
-export type AuthzConfigInput = z.input<typeof AuthzConfigSchema>;
+/**
+ * The config with each issuer's profile applied first (issuer-profiles.ts): zod then checks the
+ * result, so a profile can never produce what an explicit config could not.
+ */
+export const AuthzConfigSchema = z.preprocess((input, ctx) => {
+  if (typeof input === 'object' && input !== null) {
+    for (const message of conflictingTokenProfiles(input as Record<string, unknown>))
+      ctx.addIssue({ code: 'custom', path: ['tokens'], message });
+    for (const { path, message } of profileProblems(input)) ctx.addIssue({ code: 'custom', path, message });
+  }
+  return applyProfiles(input);
+}, BaseAuthzConfigSchema);
+
+type IssuerInput = z.input<typeof IssuerSchema>;
+/** An issuer as written: with a profile, what the profile supplies may be left out. */
+export type ProfiledIssuerInput = IssuerInput | (Partial<IssuerInput> & Pick<IssuerInput, 'id' | 'profile'>);
+export type AuthzConfig = z.output<typeof BaseAuthzConfigSchema>;
+export type AuthzConfigInput = Omit<z.input<typeof BaseAuthzConfigSchema>, 'issuers'> & {
+  issuers?: ProfiledIssuerInput[] | undefined;
+};
 
 /** "issuers.0.algorithms.1" style path for a zod issue. */
 export function issuePath(path: readonly PropertyKey[]): string {

@@ -1,3 +1,11 @@
+import {
+  API_KEY_ISS,
+  AUTH_STRING_ISS,
+  type CredentialFailure,
+  CredentialStore,
+  credentialPolicyOf,
+} from './apikeys/credential-store.js';
+import { looksLikeApiKey } from './apikeys/key-format.js';
 import { compileClaimPath } from './claims.js';
 import { type AuthzRequest, type CacheOutcome, type Decision, makeDecision, NO_CLAIMS } from './decision.js';
 import { DecisionMemo } from './decision-memo.js';
@@ -17,7 +25,13 @@ import { newMatchContext } from './policy/rule.js';
 import { NEGATIVE_CACHEABLE, type Reason } from './reasons.js';
 import { type AuthzStats, Counters, type IssuerStatus } from './stats.js';
 import { EXPIRED, TokenCache, tokenKey } from './token-cache.js';
-import { extractToken, TokenRejection, type TokenSources, tokenSourceOf } from './verify/token-source.js';
+import {
+  BasicCredential,
+  extractToken,
+  TokenRejection,
+  type TokenSources,
+  tokenSourceOf,
+} from './verify/token-source.js';
 import { TokenVerifier, type VerifyOutcome } from './verify/verifier.js';
 
 export interface AuthzEngineDeps {
@@ -49,6 +63,8 @@ export class AuthzEngine {
   private readonly verifier: TokenVerifier;
   private readonly cache: TokenCache;
   private readonly sources: TokenSources;
+  /** API keys and auth strings (config `apiKeys`), or null. */
+  private readonly credentials: CredentialStore | null;
   /** Verifications in progress, by token key (see token-cache.ts), for coalescing. */
   private readonly inflight = new Map<
     string,
@@ -69,20 +85,27 @@ export class AuthzEngine {
       fetch: deps.fetch ?? ((input: string, init: RequestInit) => fetch(input, init)),
       logger: this.logger,
       persistDir: config.jwksCacheDir ?? null,
+      allowNoKeys: config.allowNoKeys,
     };
     this.issuers = config.issuers.map((issuer) => new CompiledIssuer(issuer, keyDeps));
-    this.verifier = new TokenVerifier(
-      this.issuers,
-      config.forwardClaims.map((spec) => ({ ...spec, path: compileClaimPath(spec.claim) })),
-      { verifier: config.verifier },
-    );
+    const forward = config.forwardClaims.map((spec) => ({ ...spec, path: compileClaimPath(spec.claim) }));
+    this.verifier = new TokenVerifier(this.issuers, forward, { verifier: config.verifier });
     this.cache = new TokenCache({
       maxEntries: config.cache.maxEntries,
       maxTtlMs: config.cache.maxTtlSeconds * 1000,
       negativeTtlMs: config.cache.negativeTtlSeconds * 1000,
       negativeMaxEntries: config.cache.negativeMaxEntries,
     });
-    this.sources = config.tokens;
+    this.credentials =
+      config.apiKeys === undefined
+        ? null
+        : new CredentialStore(config.apiKeys, credentialPolicyOf(this.policy), {
+            logger: this.logger,
+            now: this.now,
+            forward,
+          });
+    // With a keys file, `Authorization: Basic` is an auth string to check, not "no token".
+    this.sources = this.credentials === null ? config.tokens : { ...config.tokens, basic: true };
   }
 
   /** Validates the config (AuthError 'config_invalid' with zod paths) and builds the engine. No I/O but reading configured files. */
@@ -90,15 +113,32 @@ export class AuthzEngine {
     return new AuthzEngine(parseAuthzConfig(config), deps);
   }
 
-  /** Fetches keys (warm-up). Resolves when every issuer has made its first attempt, whatever the outcome: check ready(). */
+  /**
+   * Fetches keys (warm-up). Resolves when every issuer has made its first attempt, whatever the
+   * outcome: check ready(). Rejects with AuthError('config_invalid') (its `issuer` set) when a
+   * configured key set is refused (key-set-check.ts).
+   */
   start(): Promise<void> {
     if (this.closed) return Promise.reject(new AuthError('closed', 'engine is closed'));
+    this.credentials?.start();
     this.starting ??= Promise.all(this.issuers.map((i) => i.keys.start())).then(() => {
       const down = this.issuers.filter((i) => !i.keys.ready()).map((i) => i.id);
       if (down.length > 0) this.logger.warn({ issuers: down }, 'no keys yet for some issuers');
       else this.logger.info({ issuers: this.issuers.length }, 'authorization engine ready');
     });
     return this.starting;
+  }
+
+  /**
+   * Checks the configured key sets (jwks, jwks-file) as start() would, without fetching remote
+   * ones: what `check` can tell before the agent serves.
+   */
+  async checkConfiguredKeys(): Promise<void> {
+    await Promise.all(
+      this.issuers
+        .filter((i) => i.keys.kind === 'jwks' || i.keys.kind === 'jwks-file')
+        .map((i) => i.keys.start()),
+    );
   }
 
   /** True when every issuer has keys to verify with (possibly stale or persisted ones). */
@@ -110,9 +150,9 @@ export class AuthzEngine {
     return this.issuers.map((i) => ({ id: i.id, iss: i.iss, ...i.keys.status() }));
   }
 
-  /** Refetches every remote key set now, ignoring back-off (e.g. on SIGHUP). */
+  /** Refetches every remote key set and re-reads the keys file now, ignoring back-off (e.g. on SIGHUP). */
   async refreshKeys(): Promise<void> {
-    await Promise.all(this.issuers.map((i) => i.keys.refresh(true)));
+    await Promise.all([...this.issuers.map((i) => i.keys.refresh(true)), this.credentials?.reload()]);
   }
 
   /**
@@ -123,6 +163,7 @@ export class AuthzEngine {
   reloadPolicy(policy: PolicyConfigInput): void {
     const next = CompiledPolicy.compile(policy);
     checkRoleTargets(this.config, next);
+    this.credentials?.setPolicy(credentialPolicyOf(next));
     this.policy = next;
     this.logger.info({ generation: next.generation, rules: next.rules.length }, 'policy reloaded');
   }
@@ -131,6 +172,7 @@ export class AuthzEngine {
     if (this.closed) return;
     this.closed = true;
     for (const issuer of this.issuers) issuer.keys.close();
+    this.credentials?.close();
     this.cache.clear();
   }
 
@@ -140,15 +182,17 @@ export class AuthzEngine {
     let now = 0;
     let hit: ReturnType<TokenCache['get']>;
     if (typeof token === 'string') {
+      if (looksLikeApiKey(token)) return this.decideApiKey(req, token);
       now = this.now();
       hit = this.cache.get(token, now);
       // The common case first: a cached identity, usually with a remembered decision.
       if (typeof hit === 'object') return this.count(this.decideCached(req, hit));
     }
-    const path = normalizePath(req.path);
-    if (path instanceof PathRejection) return this.count(denial('bad_request', null, null));
+    const path = this.judgePath(req);
+    if (typeof path === 'string') return this.count(denial('bad_request', null, null));
     if (token === null) return this.count(this.anonymous(req, path, null));
     if (token instanceof TokenRejection) return this.count(denial('malformed_token', null, null));
+    if (token instanceof BasicCredential) return this.decideAuthString(req, path, token);
     if (hit !== undefined) {
       this.counters.hits++;
       return this.count(denial(hit === EXPIRED ? 'expired' : 'not_yet_valid', null, 'hit'));
@@ -169,7 +213,8 @@ export class AuthzEngine {
     const query = req.query ? `?${req.query}` : '';
     trace.push(
       `request: ${req.method} ${req.path}${query} host=${req.host ?? '-'} src=${req.src ?? '-'}` +
-        `${req.prefectUi ? ' X-Prefect-UI: true' : ''}`,
+        `${req.prefectUi ? ' X-Prefect-UI: true' : ''}` +
+        `${req.body != null ? ` body=${req.body.length} bytes (declared ${req.bodySize ?? '-'})` : ''}`,
     );
     const done = (decision: Decision): Explanation => {
       trace.push(
@@ -178,12 +223,14 @@ export class AuthzEngine {
       );
       return { decision, trace };
     };
-    const path = normalizePath(req.path);
-    if (path instanceof PathRejection) {
-      trace.push(`path: refused: ${path.why}`);
+    const path = this.judgePath(req);
+    if (typeof path === 'string') {
+      trace.push(`path: refused: ${path}`);
       return done(denial('bad_request', null, null));
     }
-    trace.push(path === req.path ? `path: ${path}` : `path: ${path} (normalised from ${req.path})`);
+    trace.push(
+      path.path === req.path ? `path: ${path.path}` : `path: ${path.path} (normalised from ${req.path})`,
+    );
     const token = extractToken(req, this.sources);
     if (token === null) {
       trace.push('token: none');
@@ -192,6 +239,28 @@ export class AuthzEngine {
     if (token instanceof TokenRejection) {
       trace.push(`token: refused: ${token.why}`);
       return done(denial('malformed_token', null, null));
+    }
+    if (token instanceof BasicCredential || looksLikeApiKey(token)) {
+      const apiKey = typeof token === 'string';
+      trace.push(
+        `token: from ${tokenSourceOf(req, this.sources)}, ${apiKey ? 'an API key' : 'an auth string'}`,
+      );
+      const iss = apiKey ? API_KEY_ISS : AUTH_STRING_ISS;
+      const store = this.credentials;
+      const outcome: Identity | CredentialFailure =
+        store === null
+          ? 'bad_credentials'
+          : typeof token === 'string'
+            ? store.checkKey(token, this.now())
+            : await store.verifyAuthString(token);
+      if (typeof outcome === 'string') {
+        trace.push(`keys file: ${store?.file ?? '(apiKeys not configured)'}: ${outcome}`);
+        return done(denial(outcome, iss, 'miss'));
+      }
+      trace.push(
+        `keys file: entry ${outcome.kid}, subject ${outcome.sub}, roles [${outcome.roles.join(', ')}]`,
+      );
+      return done(this.authorize(req, path, outcome, 'miss', trace, options.verbose));
     }
     trace.push(`token: from ${tokenSourceOf(req, this.sources)}, ${token.length} bytes`);
     const outcome = await this.verifier.verify(token, this.now(), trace);
@@ -223,8 +292,20 @@ export class AuthzEngine {
         jose: this.verifier.paths.jose,
       },
       issuers: this.issuerStatus(),
+      credentials: this.credentials?.status() ?? null,
       policyGeneration: this.policy.generation,
     };
+  }
+
+  /**
+   * The request's path as the rules see it, or why it is refused (`bad_request`): a path
+   * normalizePath refuses, or a request the policy finds ambiguous (CompiledPolicy.ambiguity).
+   */
+  private judgePath(req: AuthzRequest): JudgedPath | string {
+    const path = normalizePath(req.path);
+    if (path instanceof PathRejection) return path.why;
+    const segments = pathSegments(path);
+    return this.policy.ambiguity(req.method, segments, req.query) ?? { path: path, segments };
   }
 
   /**
@@ -234,20 +315,37 @@ export class AuthzEngine {
    * checked by the cache lookup just before. Rejected paths are not remembered.
    */
   private decideCached(req: AuthzRequest, identity: Identity): Decision {
+    return this.decideIdentity(req, identity, 'hit', true);
+  }
+
+  /** decideCached() for any identity; `tokenCache`: it came from the token cache (counted as a hit). */
+  private decideIdentity(
+    req: AuthzRequest,
+    identity: Identity,
+    cache: CacheOutcome,
+    tokenCache: boolean,
+  ): Decision {
     const policy = this.policy;
     if (identity.maskGeneration !== policy.generation) this.refreshMasks(identity, policy);
+    // A body is judged afresh every time (bodies differ where paths do not).
+    if (policy.reads.body && req.body != null) {
+      const path = this.judgePath(req);
+      if (typeof path === 'string') return denial('bad_request', null, null);
+      if (tokenCache) this.counters.hits++;
+      return this.authorize(req, path, identity, cache, null);
+    }
     let memo = identity.decisions;
     if (memo !== null) {
       const d = memo.get(req);
       if (d !== undefined) {
-        this.counters.hits++;
+        if (tokenCache) this.counters.hits++;
         return d;
       }
     }
-    const path = normalizePath(req.path);
-    if (path instanceof PathRejection) return denial('bad_request', null, null);
-    this.counters.hits++;
-    const d = Object.freeze(this.authorize(req, path, identity, 'hit', null));
+    const path = this.judgePath(req);
+    if (typeof path === 'string') return denial('bad_request', null, null);
+    if (tokenCache) this.counters.hits++;
+    const d = Object.freeze(this.authorize(req, path, identity, cache, null));
     if (memo === null) identity.decisions = memo = new DecisionMemo(policy.reads, MAX_REMEMBERED_DECISIONS);
     memo.set(req, d);
     return d;
@@ -261,9 +359,48 @@ export class AuthzEngine {
     identity.decisions = null;
   }
 
+  /**
+   * An API key (`spoe_...`, whichever token source carried it): never the JWT path, so an
+   * unknown or mistyped key is `bad_credentials`, not a malformed JWT. Synchronous.
+   */
+  private decideApiKey(req: AuthzRequest, token: string): Decision {
+    const outcome =
+      this.credentials === null ? 'bad_credentials' : this.credentials.checkKey(token, this.now());
+    if (typeof outcome !== 'string') return this.count(this.decideIdentity(req, outcome, 'miss', false));
+    if (typeof this.judgePath(req) === 'string') return this.count(denial('bad_request', null, null));
+    return this.count(denial(outcome, API_KEY_ISS, 'miss'));
+  }
+
+  /** `Authorization: Basic`: a remembered auth string, or a bounded scrypt check. */
+  private decideAuthString(
+    req: AuthzRequest,
+    path: JudgedPath,
+    basic: BasicCredential,
+  ): Decision | Promise<Decision> {
+    const store = this.credentials;
+    if (store === null) return this.count(denial('bad_credentials', AUTH_STRING_ISS, 'miss'));
+    const known = store.cachedAuthString(basic, this.now());
+    if (known !== undefined) return this.count(this.decideIdentity(req, known, 'hit', false));
+    const outcome = store.verifyAuthString(basic);
+    if (!(outcome instanceof Promise)) return this.afterCredential(req, path, outcome);
+    return outcome.then((o) => this.afterCredential(req, path, o));
+  }
+
+  private afterCredential(
+    req: AuthzRequest,
+    path: JudgedPath,
+    outcome: Identity | CredentialFailure,
+  ): Decision {
+    return this.count(
+      typeof outcome === 'string'
+        ? denial(outcome, AUTH_STRING_ISS, 'miss')
+        : this.authorize(req, path, outcome, 'miss', null),
+    );
+  }
+
   private verifyThenAuthorize(
     req: AuthzRequest,
-    path: string,
+    path: JudgedPath,
     key: string,
     token: string,
     now: number,
@@ -294,7 +431,7 @@ export class AuthzEngine {
     return outcome.then((o) => this.afterVerify(req, path, o));
   }
 
-  private afterVerify(req: AuthzRequest, path: string, outcome: VerifyOutcome): Decision {
+  private afterVerify(req: AuthzRequest, path: JudgedPath, outcome: VerifyOutcome): Decision {
     return this.count(
       outcome.ok
         ? this.authorize(req, path, outcome.identity, 'miss', null)
@@ -302,9 +439,9 @@ export class AuthzEngine {
     );
   }
 
-  private anonymous(req: AuthzRequest, path: string, trace: string[] | null, verbose = false): Decision {
+  private anonymous(req: AuthzRequest, path: JudgedPath, trace: string[] | null, verbose = false): Decision {
     const policy = this.policy;
-    const ctx = requestContext(req, path, null, 0);
+    const ctx = requestContext(req, path, null, 0, policy);
     const rule = trace ? policy.matchTraced(ctx, trace, verbose) : policy.match(ctx);
     if (rule === null) return denial('missing_token', null, null);
     const reason: Reason = rule.effect === 'allow' ? 'ok' : 'forbidden';
@@ -322,7 +459,7 @@ export class AuthzEngine {
 
   private authorize(
     req: AuthzRequest,
-    path: string,
+    path: JudgedPath,
     identity: Identity,
     cache: CacheOutcome,
     trace: string[] | null,
@@ -336,9 +473,23 @@ export class AuthzEngine {
         `policy roles: held [${names(identity.directMask)}], effective [${names(identity.effectiveMask)}]`,
       );
     }
-    const ctx = requestContext(req, path, identity, identity.effectiveMask);
+    const ctx = requestContext(req, path, identity, identity.effectiveMask, policy);
     const rule = trace ? policy.matchTraced(ctx, trace, verbose) : policy.match(ctx);
     const allow = rule !== null && rule.effect === 'allow';
+    if (rule === null && ctx.bodyFailure !== null) {
+      // A rule could have matched had the body been judgeable: say so rather than "forbidden".
+      trace?.push(`body: ${ctx.bodyFailure}`);
+      return makeDecision(
+        ctx.bodyFailure,
+        identity.sub,
+        identity.iss,
+        policy.roles.highestRole(identity.directMask),
+        null,
+        null,
+        cache,
+        NO_CLAIMS,
+      );
+    }
     const role = allow
       ? policy.roles.grantingRole(identity.directMask, rule.anyMask | rule.allMask)
       : policy.roles.highestRole(identity.directMask);
@@ -394,21 +545,31 @@ function checkRoleTargets(config: AuthzConfig, policy: CompiledPolicy): void {
   }
 }
 
+/** A path the rules may judge: normalised, and its segments. */
+interface JudgedPath {
+  readonly path: string;
+  readonly segments: readonly string[];
+}
+
 /** The rule-matching context of a request: the same for anonymous and verified requests but for identity. */
 function requestContext(
   req: AuthzRequest,
-  path: string,
+  path: JudgedPath,
   token: Parameters<typeof newMatchContext>[6],
   roleMask: number,
+  policy: CompiledPolicy,
 ): ReturnType<typeof newMatchContext> {
   return newMatchContext(
     req.method,
-    pathSegments(path),
+    path.segments,
     req.query,
     req.host,
     req.src,
     req.prefectUi === true,
     token,
     roleMask,
+    policy.reads.body
+      ? { body: req.body ?? null, bodySize: req.bodySize ?? null, maxBytes: policy.config.bodyMaxBytes }
+      : undefined,
   );
 }

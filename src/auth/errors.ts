@@ -27,15 +27,22 @@ export interface AuthErrorIssue {
 /** The engine's errors: part of the project's family (src/errors.ts), with auth's own codes. */
 export class AuthError extends AgentError {
   declare readonly code: AuthErrorCode;
+  /**
+   * Wrong fields. Paths are from the engine config's root (`issuers.0.algorithms.1`), or, when
+   * `issuer` is set, from that issuer's config (`keys.path`).
+   */
   readonly issues: readonly AuthErrorIssue[];
+  /** Id of the issuer the error is about, if it is about one. */
+  readonly issuer: string | undefined;
 
   constructor(
     code: AuthErrorCode,
     message: string,
-    options?: { cause?: unknown; issues?: AuthErrorIssue[] },
+    options?: { cause?: unknown; issues?: AuthErrorIssue[]; issuer?: string },
   ) {
     super(code, message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.issues = options?.issues ?? [];
+    this.issuer = options?.issuer;
   }
 }
 

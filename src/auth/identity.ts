@@ -1,6 +1,7 @@
 import type { Claims } from './claims.js';
 import type { ForwardedClaims } from './decision.js';
 import type { DecisionMemo } from './decision-memo.js';
+import { decodeVerifiedPayload } from './verify/segments.js';
 
 /**
  * What a verified token grants; the value of the token cache. Holds no signature: a cached
@@ -9,7 +10,8 @@ import type { DecisionMemo } from './decision-memo.js';
  * The claims set itself is decoded again from the token's payload segment when a rule first
  * reads it (scope and claim conditions), not kept from verification: most policies never read
  * claims after the roles are derived, and a parsed claims set is the largest part of an entry
- * (docs: BENCHMARKS.md, memory). The segment is a slice of the cached token, so it costs no copy.
+ * (BENCHMARKS.md, memory). The segment is a slice of the cached token, so it costs no copy.
+ * Identities whose claims are not one token's payload (API keys, ALB tokens) hold them.
  */
 export class Identity {
   readonly issuerId: string;
@@ -33,14 +35,12 @@ export class Identity {
    * policy generation in maskGeneration; null until the first one.
    */
   decisions: DecisionMemo | null = null;
-  private readonly payloadSegment: string;
-  private readonly decode: (segment: string) => Claims;
-  private decoded: Claims | null = null;
+  /** The claims, or the verified payload segment they are decoded from when first read. */
+  private claimsSource: Claims | string;
 
   constructor(
     fields: Omit<Identity, 'claims' | 'maskGeneration' | 'directMask' | 'effectiveMask' | 'decisions'>,
-    payloadSegment: string,
-    decode: (segment: string) => Claims,
+    claims: Claims | string,
   ) {
     this.issuerId = fields.issuerId;
     this.iss = fields.iss;
@@ -51,13 +51,15 @@ export class Identity {
     this.notBeforeMs = fields.notBeforeMs;
     this.roles = fields.roles;
     this.forwarded = fields.forwarded;
-    this.payloadSegment = payloadSegment;
-    this.decode = decode;
+    this.claimsSource = claims;
   }
 
   /** The verified claims set (rules may test it; never mutated). */
   get claims(): Claims {
-    this.decoded ??= this.decode(this.payloadSegment);
-    return this.decoded;
+    const source = this.claimsSource;
+    if (typeof source !== 'string') return source;
+    const decoded = decodeVerifiedPayload(source);
+    this.claimsSource = decoded;
+    return decoded;
   }
 }

@@ -1,4 +1,7 @@
 /** Public surface of the authorization engine. Knows nothing of SPOP. */
+
+export { type ApiKeysConfig, type ApiKeysConfigInput, ApiKeysSchema } from './apikeys/apikeys-config.js';
+export { API_KEY_ISS, AUTH_STRING_ISS, type CredentialStoreStatus } from './apikeys/credential-store.js';
 export type { AuthzRequest, CacheOutcome, ClaimValue, Decision, ForwardedClaims } from './decision.js';
 export {
   DEV_ALGORITHM,
@@ -26,6 +29,7 @@ export {
 } from './issuer-config.js';
 export type { FetchLike } from './keys/http-fetch.js';
 export type { KeySourceStatus } from './keys/key-source.js';
+export { isLoopbackHost } from './keys/url-check.js';
 export type { AuthLogger } from './logger.js';
 export { CompiledPolicy } from './policy/compiled-policy.js';
 export { normalizePath, PathRejection } from './policy/path.js';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PROFILES, TENANT_ID } from './issuer-profiles.js';
 import { keyUrlProblem } from './keys/url-check.js';
 import { DEFAULT_ROLE_CLAIMS, DEFAULT_SPACE_DELIMITED } from './policy/role-mapping.js';
 
@@ -27,6 +28,8 @@ export const HMAC_MIN_BYTES: Readonly<Record<(typeof HMAC_ALGORITHMS)[number], n
   HS384: 48,
   HS512: 64,
 };
+
+const SCALAR_VALUE = z.union([z.string(), z.number(), z.boolean()]);
 
 export const ROLE_NAME = z
   .string()
@@ -85,9 +88,20 @@ export const SecretKeysSchema = z
     message: 'exactly one of value, env, file is required',
   });
 
+/** A PEM public key per kid from a URL template containing `{kid}` (the AWS ALB's key endpoint). */
+export const PemUrlKeysSchema = z.strictObject({
+  type: z.literal('pem-url'),
+  url: z.string().refine((u) => u.includes('{kid}'), 'the URL must contain {kid}'),
+  /** After a failed fetch of a kid, it is not asked again before this. */
+  retryIntervalSeconds: seconds(3_600).default(15),
+  timeoutMs: z.number().int().positive().max(60_000).default(5_000),
+  allowInsecureHttp: z.boolean().default(false),
+});
+
 export const KeysSchema = z.discriminatedUnion('type', [
   OidcKeysSchema,
   JwksUrlKeysSchema,
+  PemUrlKeysSchema,
   JwksFileKeysSchema,
   JwksInlineKeysSchema,
   SecretKeysSchema,
@@ -121,6 +135,31 @@ export const IssuerSchema = z
     /** Extension header parameters we accept in `crit`; any other `crit` entry is refused. */
     critical: z.array(z.string().min(1)).default([]),
     roles: RoleMappingSchema.prefault({}),
+    /** Provider profile (issuer-profiles.ts): fills in what the provider documents. */
+    profile: z.enum(PROFILES).default('generic'),
+    /** More exact `iss` values routed to this issuer (Entra's v1 and v2 issuers, Google's two). */
+    issuerAliases: z.array(z.string().min(1)).default([]),
+    /** The claim `audiences` are checked against; `aud` unless the provider uses another (Cognito: client_id). */
+    audienceClaim: z.string().min(1).default('aud'),
+    /** Claims that must hold one of the given values (`token_use: access`). */
+    claimValues: z
+      .record(z.string().min(1), z.union([SCALAR_VALUE, z.array(SCALAR_VALUE).min(1)]))
+      .default({}),
+    /** Microsoft Entra ID: the tenants whose tokens are accepted. */
+    entra: z
+      .strictObject({ tenants: z.array(z.string().regex(TENANT_ID, 'a tenant id (GUID)')).min(1) })
+      .optional(),
+    /** AWS ALB: the load balancers (ARNs in the header's `signer`) whose tokens are accepted. */
+    alb: z
+      .strictObject({
+        signers: z.array(z.string().min(1)).min(1),
+        /** Region of the key endpoint; default: from the first signer's ARN. */
+        region: z
+          .string()
+          .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'an AWS region')
+          .optional(),
+      })
+      .optional(),
   })
   .superRefine((issuer, ctx) => {
     const secret = issuer.keys.type === 'secret';
@@ -137,6 +176,20 @@ export const IssuerSchema = z
       }
     });
     const keys = issuer.keys;
+    if (keys.type === 'pem-url') {
+      const problem = keyUrlProblem(keys.url, keys.allowInsecureHttp);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['keys', 'url'], message: problem });
+      if (issuer.algorithms.length !== 1)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['algorithms'],
+          message: 'pem-url keys verify exactly one algorithm',
+        });
+    }
+    if (issuer.profile === 'aws-alb' && keys.type !== 'pem-url')
+      ctx.addIssue({ code: 'custom', path: ['keys'], message: 'profile aws-alb needs pem-url keys' });
+    if (issuer.issuerAliases.includes(issuer.issuer))
+      ctx.addIssue({ code: 'custom', path: ['issuerAliases'], message: 'repeats issuer' });
     if (keys.type === 'jwks-url') {
       const problem = keyUrlProblem(keys.url, keys.allowInsecureHttp);
       if (problem) ctx.addIssue({ code: 'custom', path: ['keys', 'url'], message: problem });

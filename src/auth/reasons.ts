@@ -14,6 +14,13 @@ export const REASONS = [
   'forbidden',
   'keys_unavailable',
   'bad_request',
+  'body_missing',
+  'body_too_large',
+  'body_invalid',
+  // Credentials from the keys file (src/auth/apikeys/): no match, revoked, hashing at capacity.
+  'bad_credentials',
+  'revoked',
+  'credentials_busy',
 ] as const;
 
 export type Reason = (typeof REASONS)[number];
@@ -22,6 +29,9 @@ export type DecisionStatus = 200 | 401 | 403 | 503;
 /**
  * HTTP status per reason. The contract only has 200/401/403/503, so an ambiguous or malformed
  * path (`bad_request`) is a 403: the request is refused whatever credentials come with it.
+ * So are the body reasons (policy/body.ts): a route that needs its body judged came without it
+ * (`body_missing`, an HAProxy config that does not send it), with more than the bound
+ * (`body_too_large`), or with something that is not a JSON object (`body_invalid`).
  */
 export const STATUS_BY_REASON: Readonly<Record<Reason, DecisionStatus>> = {
   ok: 200,
@@ -38,6 +48,12 @@ export const STATUS_BY_REASON: Readonly<Record<Reason, DecisionStatus>> = {
   forbidden: 403,
   keys_unavailable: 503,
   bad_request: 403,
+  body_missing: 403,
+  body_too_large: 403,
+  body_invalid: 403,
+  bad_credentials: 401,
+  revoked: 401,
+  credentials_busy: 503,
 };
 
 /** Token failures worth remembering briefly: retrying them cannot succeed within seconds. */

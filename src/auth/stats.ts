@@ -1,3 +1,4 @@
+import type { CredentialStoreStatus } from './apikeys/credential-store.js';
 import type { KeySourceStatus } from './keys/key-source.js';
 import { REASONS, type Reason } from './reasons.js';
 
@@ -28,6 +29,8 @@ export interface AuthzStats {
    */
   readonly verifiers: { readonly fastSync: number; readonly fastPool: number; readonly jose: number };
   readonly issuers: readonly IssuerStatus[];
+  /** The keys file (config `apiKeys`), or null when there is none. */
+  readonly credentials: CredentialStoreStatus | null;
   readonly policyGeneration: number;
 }
 

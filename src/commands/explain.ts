@@ -24,6 +24,10 @@ export async function runExplain(values: CliValues): Promise<number> {
       src: values.src ?? null,
       prefectUi: values['prefect-ui'] === true,
       id: null,
+      // As HAProxy sends it for the routes whose meaning is in the body (message authorize-body).
+      ...(values.body !== undefined
+        ? { body: Buffer.from(values.body), bodySize: Buffer.byteLength(values.body) }
+        : {}),
     };
     const explained = await engine.explain(req, { verbose: values.verbose === true });
     const decision = explained.decision;

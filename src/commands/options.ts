@@ -15,6 +15,7 @@ const options = {
   host: { type: 'string' },
   src: { type: 'string' },
   'prefect-ui': { type: 'boolean' },
+  body: { type: 'string' },
   token: { type: 'string' },
   authorization: { type: 'string' },
   cookie: { type: 'string' },
@@ -47,6 +48,13 @@ const options = {
   alg: { type: 'string' },
   'token-file': { type: 'string' },
   ids: { type: 'string' },
+  'keys-file': { type: 'string' },
+  'work-pool': { type: 'string', multiple: true },
+  expires: { type: 'string' },
+  type: { type: 'string' },
+  user: { type: 'string' },
+  'password-stdin': { type: 'boolean' },
+  note: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
 } as const;
 

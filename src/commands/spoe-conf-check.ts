@@ -1,11 +1,13 @@
 /**
  * `check --spoe-conf FILE`: does a SPOE config send what the agent reads, under a var-prefix
- * whose variable names fit HAProxy's 63-byte limit? A small line parser of the keywords we
- * care about (doc/SPOE.txt 2.x): `spoe-agent`, `messages`, `option var-prefix`,
- * `spoe-message`, `args`, `event`, `register-var-names`.
+ * whose variable names fit HAProxy's 63-byte limit, and does it serve every HAProxy line the
+ * same (2.6 ... 3.4: SPOE was rewritten in 3.1)? A small line parser of the keywords we care
+ * about (doc/SPOE.txt 2.6 and 3.4): `spoe-agent`, `messages`, `option var-prefix`, `timeout`,
+ * `option pipelining`, the keywords 3.1+ ignores, `spoe-message`, `args`, `event`,
+ * `register-var-names`.
  */
 import { readFileSync } from 'node:fs';
-import { ARG, AUTHORIZE_MESSAGE } from '../agent/request.js';
+import { ARG, AUTHORIZE_BODY_MESSAGE, AUTHORIZE_MESSAGE } from '../agent/request.js';
 import {
   CLAIM_VAR_PREFIX,
   HAPROXY_VAR_NAME_MAX_BYTES,
@@ -22,6 +24,15 @@ const REQUIRED_ARGS = [ARG.method, ARG.path] as const;
 const TOKEN_ARGS = [ARG.authorization, ARG.cookie, ARG.tokenHeader] as const;
 const RECOMMENDED_ARGS = [ARG.query, ARG.host, ARG.src, ARG.id] as const;
 
+/** spoe-agent keywords HAProxy 3.1+ parses and ignores (doc/SPOE.txt 3.4, 2.2 "deprecated"). */
+const IGNORED_BY_3_1 = [
+  'maxconnrate',
+  'maxerrrate',
+  'max-waiting-frames',
+  'option async',
+  'option send-frag-payload',
+] as const;
+
 export function checkSpoeConf(path: string, claimNames: readonly string[]): SpoeCheck {
   return checkSpoeText(readFileSync(path, 'utf8'), claimNames);
 }
@@ -34,6 +45,9 @@ export function checkSpoeText(text: string, claimNames: readonly string[]): Spoe
   let prefix: string | null = null;
   let agentMessages: string[] = [];
   let registered: string[] | null = null;
+  const timeouts = new Set<string>();
+  let pipelining = true;
+  const ignored = new Set<string>();
   let current: string | null = null;
   const messages = new Map<string, { args: string[]; event: string | null }>();
 
@@ -55,6 +69,10 @@ export function checkSpoeText(text: string, claimNames: readonly string[]): Spoe
       if (kw === 'messages') agentMessages = agentMessages.concat(words.slice(1));
       if (kw === 'option' && words[1] === 'var-prefix') prefix = words[2] ?? null;
       if (kw === 'register-var-names') registered = [...(registered ?? []), ...words.slice(1)];
+      if (kw === 'timeout' && words[1] !== undefined) timeouts.add(words[1]);
+      if (kw === 'no' && words[1] === 'option' && words[2] === 'pipelining') pipelining = false;
+      const phrase = (kw === 'no' ? words.slice(1, 3) : words.slice(0, kw === 'option' ? 2 : 1)).join(' ');
+      if ((IGNORED_BY_3_1 as readonly string[]).includes(phrase)) ignored.add(phrase);
     } else if (section === 'message' && current !== null) {
       const m = messages.get(current)!;
       if (kw === 'args') {
@@ -90,6 +108,15 @@ export function checkSpoeText(text: string, claimNames: readonly string[]): Spoe
       );
     }
   }
+  if (agentName !== null) warnings.push(...lineDifferences(timeouts, pipelining, ignored));
+  // The body variant (spoe-group authorize-body, sent by `http-request send-spoe-group`).
+  const bodyMsg = messages.get(AUTHORIZE_BODY_MESSAGE);
+  if (bodyMsg !== undefined) {
+    for (const a of [...REQUIRED_ARGS, ARG.body, ARG.bodySize])
+      if (!bodyMsg.args.includes(a)) errors.push(`message ${AUTHORIZE_BODY_MESSAGE} lacks arg ${a}=`);
+    if (!TOKEN_ARGS.some((a) => bodyMsg.args.includes(a)))
+      errors.push(`message ${AUTHORIZE_BODY_MESSAGE} sends no token`);
+  }
   const effectivePrefix = prefix ?? agentName ?? '';
   if (!/^[A-Za-z0-9_.]+$/.test(effectivePrefix))
     errors.push(`var-prefix "${effectivePrefix}" is not [a-zA-Z0-9_.]`);
@@ -113,4 +140,31 @@ export function checkSpoeText(text: string, claimNames: readonly string[]): Spoe
     }
   }
   return { errors, warnings };
+}
+
+/**
+ * What would differ between HAProxy lines with this spoe-agent section (doc/SPOE.txt 2.6 and
+ * 3.4; the shipped file avoids each): 2.6-3.0 use `timeout hello/idle` and warn without them,
+ * 3.1+ ignores them; without `timeout processing` every line waits for the agent forever; 3.1+
+ * gives each pipelining connection 20 streams but without pipelining opens one connection per
+ * event in flight; a few keywords only 2.x honours.
+ */
+function lineDifferences(
+  timeouts: ReadonlySet<string>,
+  pipelining: boolean,
+  ignored: ReadonlySet<string>,
+): string[] {
+  const out: string[] = [];
+  if (!timeouts.has('processing'))
+    out.push('no "timeout processing": every HAProxy line waits for a dead or slow agent forever');
+  const missing = ['hello', 'idle'].filter((t) => !timeouts.has(t));
+  if (missing.length > 0) {
+    out.push(
+      `no ${missing.map((t) => `"timeout ${t}"`).join(' or ')}: HAProxy 2.6-3.0 warn at load (3.1+ ignores both; keep them for a file shared by all lines)`,
+    );
+  }
+  if (!pipelining)
+    out.push('"no option pipelining": HAProxy 3.1+ then opens one agent connection per request in flight');
+  for (const k of ignored) out.push(`"${k}" is honoured by HAProxy 2.x only (3.1+ ignores it)`);
+  return out;
 }

@@ -20,6 +20,7 @@ export const ENV_VARS = {
   AUTHZ_JWKS_CACHE_DIR: 'jwksCacheDir (default $STATE_DIRECTORY under systemd)',
   AUTHZ_TOKEN_COOKIE: 'tokens.cookie',
   AUTHZ_API_BASE_PATH: 'policy.prefect.basePath',
+  AUTHZ_API_KEYS_FILE: 'apiKeys.file (API keys and auth strings; see `spoe-authz apikey`)',
   AUTHZ_VERIFIER: 'verifier (`fast` or `jose`)',
   AUTHZ_ISSUER: 'adds issuer `env` with this exact iss',
   AUTHZ_AUDIENCE: 'its audiences (comma-separated; required with AUTHZ_ISSUER)',
@@ -30,6 +31,8 @@ export const ENV_VARS = {
   AUTHZ_ROLE_CLAIMS: 'its role claims (comma-separated dotted paths)',
   AUTHZ_ROLE_MAP: 'its group→role map, `group=role,group2=role2`',
   AUTHZ_ALLOW_INSECURE_HTTP: '`true`: allow a plain-http JWKS/discovery URL off loopback',
+  AUTHZ_DEV_ISSUER: 'devIssuer (`true` or `false`)',
+  AUTHZ_ALLOW_NO_KEYS: 'allowNoKeys (`true` or `false`)',
 } as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -59,9 +62,22 @@ function int(env: Env, name: string, issues: ConfigIssue[]): number | undefined 
   return Number(v);
 }
 
+function bool(env: Env, name: string, issues: ConfigIssue[]): boolean | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  if (v === 'true' || v === 'false') return v === 'true';
+  issues.push({ path: `env.${name}`, message: `expected true or false, got "${v}"` });
+  return undefined;
+}
+
 /** True when the environment alone describes an issuer. */
 export function hasEnvIssuer(env: Env): boolean {
   return (env.AUTHZ_ISSUER ?? '') !== '';
+}
+
+/** True when the environment says whether to trust the development issuer. */
+export function hasEnvDevIssuer(env: Env): boolean {
+  return (env.AUTHZ_DEV_ISSUER ?? '') !== '';
 }
 
 /** Applies the overrides to a raw (not yet validated) config object, in place. */
@@ -105,9 +121,16 @@ export function applyEnv(raw: Obj, env: Env): ConfigIssue[] {
   set('AUTHZ_API_BASE_PATH', (v) => {
     sub(sub(raw, 'policy'), 'prefect').basePath = v;
   });
+  set('AUTHZ_API_KEYS_FILE', (v) => {
+    sub(raw, 'apiKeys').file = v;
+  });
   set('AUTHZ_VERIFIER', (v) => {
     raw.verifier = v;
   });
+  const dev = bool(env, 'AUTHZ_DEV_ISSUER', issues);
+  if (dev !== undefined) raw.devIssuer = dev;
+  const noKeys = bool(env, 'AUTHZ_ALLOW_NO_KEYS', issues);
+  if (noKeys !== undefined) raw.allowNoKeys = noKeys;
   if (hasEnvIssuer(env)) {
     const issuer = envIssuer(env, issues);
     if (issuer !== null) {

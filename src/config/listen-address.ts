@@ -1,3 +1,5 @@
+import { isLoopbackHost } from '../auth/index.js';
+
 /** `host:port`, `[v6]:port`, `:port`, `port` or `unix:/path`: where a server listens. */
 export type ListenAddress =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
@@ -28,4 +30,9 @@ export function parseListenAddress(value: string, defaultHost = '127.0.0.1'): Li
 export function formatListenAddress(a: ListenAddress): string {
   if (a.kind === 'unix') return `unix:${a.path}`;
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+/** Only this host can connect: a loopback address or a unix socket. */
+export function isLocalListen(a: ListenAddress): boolean {
+  return a.kind === 'unix' || isLoopbackHost(a.host);
 }

@@ -11,14 +11,16 @@ import {
   AuthzConfigSchema,
   AuthzEngine,
   type AuthzEngineDeps,
+  type AuthzStats,
   DEV_ISSUER,
   DEV_ISSUER_ID,
   devIssuerConfig,
   isAuthError,
 } from '../auth/index.js';
-import { applyEnv, hasEnvIssuer } from './env.js';
+import { applyEnv, hasEnvDevIssuer, hasEnvIssuer } from './env.js';
 import { ConfigError, type ConfigIssue, zodIssues } from './errors.js';
-import { PRODUCT_KEYS, type ProductSettings, ProductSettingsSchema } from './schema.js';
+import { formatListenAddress, isLocalListen, parseListenAddress } from './listen-address.js';
+import { DEFAULT_LISTEN, PRODUCT_KEYS, type ProductSettings, ProductSettingsSchema } from './schema.js';
 
 export interface AgentConfig {
   readonly settings: ProductSettings;
@@ -31,6 +33,8 @@ export interface AgentConfig {
 }
 
 export const DEV_DEFAULT_SOURCE = 'built-in development default';
+/** The source when no file, no AUTHZ_ISSUER and no AUTHZ_DEV_ISSUER say anything. */
+export const NOTHING_CONFIGURED = 'no config file, no AUTHZ_ISSUER';
 
 export interface LoadOptions {
   /** Config file (YAML or JSON); else $AUTHZ_CONFIG; else environment-only or the built-in default. */
@@ -45,20 +49,41 @@ export function loadConfig(options: LoadOptions = {}): AgentConfig {
   const path = options.path ?? (env.AUTHZ_CONFIG || undefined);
   let raw: Record<string, unknown>;
   let source: string;
+  const nothing = path === undefined && !hasEnvIssuer(env) && !hasEnvDevIssuer(env);
   if (path !== undefined) {
     source = `file:${path}`;
     raw = readConfigFile(path, source);
-  } else if (hasEnvIssuer(env)) {
-    source = 'environment';
-    raw = {};
   } else {
-    // Nothing configured: a working agent for laptops and demos, loudly marked as such.
-    source = DEV_DEFAULT_SOURCE;
-    raw = { devIssuer: true, audit: 'all' };
+    source = nothing ? NOTHING_CONFIGURED : 'environment';
+    raw = {};
   }
   const issues: ConfigIssue[] = applyEnv(raw, env);
   Object.assign(raw, options.overrides ?? {});
+  if (nothing) source = devDefault(raw, issues);
   return validate(raw, source, issues);
+}
+
+/**
+ * Nothing configured: the development issuer, whose private key is public, is a default only
+ * where nobody else can connect (a laptop, a demo on loopback or a unix socket). Anywhere else
+ * the agent stops and says what to set, so a container started bare never trusts it.
+ */
+function devDefault(raw: Record<string, unknown>, issues: ConfigIssue[]): string {
+  const listen = parseListenAddress(typeof raw.listen === 'string' ? raw.listen : DEFAULT_LISTEN);
+  if (typeof listen === 'string') return NOTHING_CONFIGURED; // validate() names the field
+  if (!isLocalListen(listen)) {
+    issues.push({
+      path: 'issuers',
+      message:
+        `none configured, and the agent listens on ${formatListenAddress(listen)} (not loopback), where the ` +
+        'development issuer is never a default: set AUTHZ_ISSUER and AUTHZ_AUDIENCE, or AUTHZ_CONFIG to a ' +
+        'config file with issuers (AUTHZ_DEV_ISSUER=true only for a demo: anyone can mint its tokens)',
+    });
+    return NOTHING_CONFIGURED;
+  }
+  raw.devIssuer = true;
+  raw.audit ??= 'all';
+  return DEV_DEFAULT_SOURCE;
 }
 
 /** Validates an already-read config object (tests, `check`). */
@@ -86,6 +111,20 @@ function validate(raw: Record<string, unknown>, source: string, issues: ConfigIs
   }
   const checked = AuthzConfigSchema.safeParse(authz);
   if (!checked.success) issues.push(...zodIssues(checked.error).map((i) => devIssuerIssue(i, devIndex)));
+  else if (
+    checked.data.issuers.length === 0 &&
+    checked.data.apiKeys === undefined &&
+    !checked.data.allowNoKeys &&
+    issues.length === 0
+  ) {
+    issues.push({
+      path: 'issuers',
+      message:
+        'none configured (and no apiKeys.file): no credential can be verified, only anonymous rules ' +
+        'can allow; add an issuer (or AUTHZ_ISSUER), or set allowNoKeys: true (AUTHZ_ALLOW_NO_KEYS=true) ' +
+        'if that is intended',
+    });
+  }
   if (issues.length > 0 || !settings.success) throw new ConfigError(source, issues);
   return { settings: settings.data, authz: authz as AuthzConfigInput, source, dev };
 }
@@ -122,15 +161,45 @@ export function reloadEnginePolicy(engine: AuthzEngine, config: AgentConfig): vo
   }
 }
 
+/**
+ * Starts the engine (keys fetched or loaded, see AuthzEngine.start). A configured key set the
+ * engine refuses is a ConfigError with the field path; the engine is closed first.
+ */
+export async function startEngine(engine: AuthzEngine, config: AgentConfig): Promise<void> {
+  try {
+    await engine.start();
+  } catch (err) {
+    engine.close();
+    throw engineConfigError(err, config);
+  }
+}
+
+/**
+ * What `check` can see without the network: the engine built, and its configured key sets.
+ * Resolves with the engine's figures (e.g. the keys file's counts).
+ */
+export async function checkEngine(config: AgentConfig): Promise<AuthzStats> {
+  const engine = createEngine(config);
+  try {
+    await engine.checkConfiguredKeys();
+    return engine.stats();
+  } catch (err) {
+    throw engineConfigError(err, config);
+  } finally {
+    engine.close();
+  }
+}
+
 function engineConfigError(err: unknown, config: AgentConfig): unknown {
   if (!isAuthError(err, 'config_invalid')) return err;
-  let issues: ConfigIssue[] = err.issues.map((i) => ({ path: i.path, message: i.message }));
-  if (issues.length === 0) {
-    // Key-source errors name the issuer by id ("issuer edge: ...").
-    const id = /^issuer ([^:\s]+):/.exec(err.message)?.[1];
-    const index = id === undefined ? -1 : (config.authz.issuers ?? []).findIndex((i) => i.id === id);
-    issues = [{ path: index < 0 ? '' : `issuers.${index}.keys`, message: err.message }];
-  }
+  // An error about one issuer has paths relative to it; the file's path has its index.
+  const at =
+    err.issuer === undefined ? -1 : (config.authz.issuers ?? []).findIndex((i) => i.id === err.issuer);
+  const prefix = at < 0 ? '' : `issuers.${at}.`;
+  const issues: ConfigIssue[] =
+    err.issues.length > 0
+      ? err.issues.map((i) => ({ path: `${prefix}${i.path}`, message: i.message }))
+      : [{ path: prefix.slice(0, -1), message: err.message }];
   return new ConfigError(config.source, issues, { cause: err });
 }
 
@@ -147,13 +216,22 @@ function readConfigFile(path: string, source: string): Record<string, unknown> {
   try {
     data = extname(path) === '.json' ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new ConfigError(source, [{ path: '', message: `not valid YAML/JSON: ${(err as Error).message}` }], {
-      cause: err,
-    });
+    throw new ConfigError(source, [{ path: '', message: `not valid ${syntaxError(err)}` }], { cause: err });
   }
   if (data === null || data === undefined) return {};
   if (typeof data !== 'object' || Array.isArray(data)) {
     throw new ConfigError(source, [{ path: '', message: 'expected a mapping of settings' }]);
   }
   return data as Record<string, unknown>;
+}
+
+/** One line for a YAML or JSON syntax error: what is wrong and where, without the excerpt. */
+function syntaxError(err: unknown): string {
+  if (err instanceof SyntaxError) return `JSON: ${err.message}`;
+  const e = err as { message?: unknown; linePos?: ReadonlyArray<{ line: number; col: number }> };
+  const what = String(e.message ?? err)
+    .split('\n')[0]!
+    .replace(/ at line \d+, column \d+:?$/, '');
+  const at = e.linePos?.[0];
+  return `YAML: ${what}${at === undefined ? '' : ` (line ${at.line}, column ${at.col})`}`;
 }

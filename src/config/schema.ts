@@ -11,6 +11,9 @@ import { parseListenAddress } from './listen-address.js';
 export const AUDIT_MODES = ['all', 'deny', 'off'] as const;
 export type AuditMode = (typeof AUDIT_MODES)[number];
 
+/** Loopback: the agent is reached only by an HAProxy on the same host unless told otherwise. */
+export const DEFAULT_LISTEN = '127.0.0.1:12345';
+
 const LISTEN = z.string().superRefine((value, ctx) => {
   const parsed = parseListenAddress(value);
   if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
@@ -59,7 +62,7 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 
 export const ProductSettingsSchema = z.strictObject({
   /** SPOP listen address. */
-  listen: LISTEN.default('127.0.0.1:12345'),
+  listen: LISTEN.default(DEFAULT_LISTEN),
   spop: SpopSettingsSchema.prefault({}),
   metrics: MetricsSettingsSchema.prefault({}),
   log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
@@ -67,7 +70,8 @@ export const ProductSettingsSchema = z.strictObject({
   audit: z.enum(AUDIT_MODES).default('deny'),
   /**
    * Adds the built-in DEVELOPMENT issuer, whose private key ships in the repository. Never
-   * in production: anyone can mint its tokens.
+   * in production: anyone can mint its tokens. With nothing configured it is the default on a
+   * loopback or unix `listen` only (config/load.ts).
    */
   devIssuer: z.boolean().default(false),
 });

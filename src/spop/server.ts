@@ -103,6 +103,7 @@ export class SpopServer {
       handlerErrors: 0,
       handlerErrorsByReason: {},
       evictions: 0,
+      refused: 0,
       disconnectsByStatus: {},
     };
     const server = this;
@@ -125,8 +126,14 @@ export class SpopServer {
       },
     };
     this.server = createServer({ noDelay: true }, (socket) => this.onSocket(socket));
-    this.server.on('error', (err) => this.logger.error({ err }, 'SPOP server error'));
+    // A failed listen() is its caller's to report (one line, no stack): not logged here too.
+    this.server.on('error', (err) => {
+      if (!this.listening) this.logger.error({ err }, 'SPOP server error');
+    });
   }
+
+  /** A listen() is in progress; its error goes to its promise. */
+  private listening = false;
 
   /** Listens on a TCP port (0 = any free port); resolves with the bound address. */
   listen(port: number, host?: string): Promise<AddressInfo>;
@@ -134,9 +141,14 @@ export class SpopServer {
   listen(path: string): Promise<string>;
   listen(portOrPath: number | string, host?: string): Promise<AddressInfo | string> {
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
+      this.listening = true;
+      const onError = (err: Error) => {
+        this.listening = false;
+        reject(err);
+      };
       this.server.once('error', onError);
       const done = () => {
+        this.listening = false;
         this.server.off('error', onError);
         const addr = this.server.address();
         this.logger.info({ address: addr }, 'SPOP agent listening');
@@ -222,10 +234,12 @@ export class SpopServer {
     if (this.limitPolicy === 'refuse') return false;
     const victim = handshaking ?? (this.limitPolicy === 'evict-idle' ? idlest : null);
     if (victim === null) return false;
-    victim.logger.info(
-      { max: this.maxConnections, handshaking: victim.handshaking },
-      'connection limit reached: evicting this connection for a new one',
-    );
+    // A flood of silent connections evicts one per newcomer: those lines stay at debug (the
+    // metric counts them); evicting a connection past its handshake is worth an info line.
+    const log = { max: this.maxConnections, handshaking: victim.handshaking };
+    const msg = 'connection limit reached: evicting this connection for a new one';
+    if (victim.handshaking) victim.logger.debug(log, msg);
+    else victim.logger.info(log, msg);
     this.stats.evictions++;
     this.emit({ type: 'connection-evicted', connectionId: victim.id, handshaking: victim.handshaking });
     victim.evict();
@@ -240,6 +254,7 @@ export class SpopServer {
     this.rejected.add(socket);
     socket.on('error', () => {});
     socket.on('close', () => this.rejected.delete(socket));
+    this.stats.refused++;
     const byStatus = this.stats.disconnectsByStatus;
     byStatus[Status.RESOURCE] = (byStatus[Status.RESOURCE] ?? 0) + 1;
     socket.end(encodeAgentDisconnect(Status.RESOURCE, 'too many connections'));

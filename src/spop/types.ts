@@ -69,6 +69,8 @@ export interface SpopStats {
   handlerErrorsByReason: Partial<Record<HandlerFailure, number>>;
   /** Connections closed to make room at `maxConnections` (see `limitPolicy`). */
   evictions: number;
+  /** New connections closed at `maxConnections` because nothing could be evicted. */
+  refused: number;
   /** AGENT-DISCONNECT frames sent, by status code. */
   disconnectsByStatus: Record<number, number>;
 }

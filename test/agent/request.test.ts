@@ -36,6 +36,8 @@ const FULL: NamedValue[] = [
   { name: 'src', value: { type: DataType.IPV4, value: '192.0.2.7' } },
   { name: 'id', value: 'req-9' },
   { name: 'prefect_ui', value: 'True' },
+  { name: 'body', value: new Uint8Array([0x7b, 0x7d]) },
+  { name: 'body_size', value: 2 },
 ];
 
 describe('readAuthorizeArgs', () => {
@@ -52,6 +54,8 @@ describe('readAuthorizeArgs', () => {
       src: req.src,
       id: req.id,
       prefectUi: req.prefectUi,
+      body: req.body === null || req.body === undefined ? null : Buffer.from(req.body).toString(),
+      bodySize: req.bodySize,
     }).toEqual({
       method: 'POST',
       path: '/api/flows/filter',
@@ -63,6 +67,8 @@ describe('readAuthorizeArgs', () => {
       src: '192.0.2.7',
       id: 'req-9',
       prefectUi: true,
+      body: '{}',
+      bodySize: 2,
     });
     expect(KNOWN_ARGS).toEqual(FULL.map((a) => a.name));
   });

@@ -48,4 +48,17 @@ describe('spoe-authz explain', () => {
     expect(denied.code).toBe(1);
     expect(JSON.parse(denied.out)).toMatchObject({ decision: { allow: false }, forwardedPath: null });
   });
+
+  it('judges a body given with --body, as HAProxy sends it for the Blocks page', async () => {
+    const token = await mintDevToken({ sub: 'bea', roles: ['viewer'] });
+    const args = ['--method', 'POST', '--path', '/api/block_documents/filter', '--token', token, '--json'];
+    const without = await explain(args);
+    expect(JSON.parse(without.out)).toMatchObject({ decision: { allow: false, reason: 'body_missing' } });
+    const page = await explain([...args, '--body', '{"include_secrets":false,"limit":10}']);
+    expect(page.code).toBe(0);
+    const secrets = await explain([...args, '--body', '{"include_secrets":true}']);
+    expect(JSON.parse(secrets.out)).toMatchObject({
+      decision: { allow: false, reason: 'forbidden', rule: 'prefect.deny.body-secrets' },
+    });
+  });
 });

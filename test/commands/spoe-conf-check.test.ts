@@ -14,6 +14,13 @@ describe('checkSpoeText', () => {
     expect(checkSpoeText(SHIPPED, ['email'])).toEqual({ errors: [], warnings: [] });
   });
 
+  it('names what the body message (authorize-body) lacks', () => {
+    const noBody = SHIPPED.replace(/ body=req\.body\S*/, '');
+    expect(checkSpoeText(noBody, ['email']).errors).toEqual(['message authorize-body lacks arg body=']);
+    const noSize = SHIPPED.replace(/ body_size=\S+/, '');
+    expect(checkSpoeText(noSize, ['email']).errors).toEqual(['message authorize-body lacks arg body_size=']);
+  });
+
   it('accepts the config HAProxy 2.6 was captured with (prefect_ui is optional)', () => {
     expect(checkSpoeText(FIXTURE, []).errors).toEqual([]);
   });
@@ -69,5 +76,37 @@ describe('checkSpoeText', () => {
     const { errors, warnings } = checkSpoeText(FIXTURE.replace(/ id=unique-id/, ''), []);
     expect(errors).toEqual([]);
     expect(warnings).toEqual(['message authorize lacks arg id=']);
+  });
+
+  it.each([
+    [
+      'no timeout processing',
+      (s: string) => s.replace(/^\s*timeout processing.*$/m, ''),
+      'no "timeout processing": every HAProxy line waits for a dead or slow agent forever',
+    ],
+    [
+      'no timeout hello/idle',
+      (s: string) => s.replace(/^\s*timeout (hello|idle).*$/gm, ''),
+      'no "timeout hello" or "timeout idle": HAProxy 2.6-3.0 warn at load (3.1+ ignores both; keep them for a file shared by all lines)',
+    ],
+    [
+      'no option pipelining',
+      (s: string) => s.replace(/^(\s*)use-backend/m, '$1no option pipelining\n$1use-backend'),
+      '"no option pipelining": HAProxy 3.1+ then opens one agent connection per request in flight',
+    ],
+    [
+      'a keyword only 2.x honours',
+      (s: string) => s.replace(/^(\s*)use-backend/m, '$1max-waiting-frames 50\n$1use-backend'),
+      '"max-waiting-frames" is honoured by HAProxy 2.x only (3.1+ ignores it)',
+    ],
+    [
+      'option async',
+      (s: string) => s.replace(/^(\s*)use-backend/m, '$1no option async\n$1use-backend'),
+      '"option async" is honoured by HAProxy 2.x only (3.1+ ignores it)',
+    ],
+  ])('warns about what differs between HAProxy lines: %s', (_what, mutate, warning) => {
+    const { errors, warnings } = checkSpoeText(mutate(SHIPPED), ['email']);
+    expect(errors).toEqual([]);
+    expect(warnings).toEqual([warning]);
   });
 });

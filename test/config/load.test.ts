@@ -3,15 +3,35 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { DEV_PUBLIC_JWKS } from '../../src/auth/index.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { parseListenAddress } from '../../src/config/listen-address.js';
-import { DEV_DEFAULT_SOURCE, loadConfig } from '../../src/config/load.js';
+import {
+  checkEngine,
+  createEngine,
+  DEV_DEFAULT_SOURCE,
+  loadConfig,
+  NOTHING_CONFIGURED,
+  parseAgentConfig,
+  startEngine,
+} from '../../src/config/load.js';
+import { AgentError } from '../../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'authz-config-'));
 function file(name: string, text: string): string {
   const p = join(dir, name);
   writeFileSync(p, text);
   return p;
+}
+
+function errorOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
 }
 
 function issuesOf(fn: () => unknown): string[] {
@@ -219,5 +239,189 @@ describe('parseListenAddress', () => {
 
   it.each(['::1:12345', 'host:port', 'unix:relative.sock', '1.2.3.4:70000'])('rejects %s', (input) => {
     expect(typeof parseListenAddress(input)).toBe('string');
+  });
+
+  it('folds a YAML syntax error into one line: what is wrong, and where', () => {
+    const err = errorOf(() => loadConfig({ path: file('dup.yaml', 'audit: all\naudit: deny\n'), env: {} }));
+    expect(err.issues).toEqual([
+      { path: '', message: 'not valid YAML: Map keys must be unique (line 2, column 1)' },
+    ]);
+    const indent = errorOf(() =>
+      loadConfig({ path: file('indent.yaml', 'issuers:\n  - id: a\n   issuer: x\n'), env: {} }),
+    );
+    expect(indent.issues[0]?.message).toMatch(/^not valid YAML: [^\n]+ \(line \d+, column \d+\)$/);
+    const json = errorOf(() => loadConfig({ path: file('bad.json', '{"audit": }'), env: {} }));
+    expect(json.issues[0]?.message).toMatch(/^not valid JSON: [^\n]+$/);
+  });
+
+  it('is an AgentError with the stable code config_invalid', () => {
+    const err = errorOf(() => loadConfig({ env: { AUTHZ_LOG_LEVEL: 'loud' } }));
+    expect(err).toBeInstanceOf(AgentError);
+    expect(err.code).toBe('config_invalid');
+    expect(err.name).toBe('ConfigError');
+  });
+});
+
+describe('the development issuer, a default only where nobody else can connect', () => {
+  it.each([
+    ['the default address', {}],
+    ['127.0.0.2', { AUTHZ_LISTEN: '127.0.0.2:12345' }],
+    ['[::1]', { AUTHZ_LISTEN: '[::1]:12345' }],
+    ['localhost', { AUTHZ_LISTEN: 'localhost:12345' }],
+    ['a unix socket', { AUTHZ_LISTEN: 'unix:/run/spoe-authz/agent.sock' }],
+  ])('with nothing configured, on %s', (_, env) => {
+    const c = loadConfig({ env });
+    expect(c).toMatchObject({ source: DEV_DEFAULT_SOURCE, dev: true });
+    expect(c.settings.audit).toBe('all');
+  });
+
+  it.each([
+    ['0.0.0.0 (the container image)', { AUTHZ_LISTEN: '0.0.0.0:12345' }, {}],
+    ['a port alone after a colon (all interfaces)', { AUTHZ_LISTEN: ':12345' }, {}],
+    ['[::]', {}, { listen: '[::]:12345' }],
+    ['a routable address', { AUTHZ_LISTEN: '10.0.0.5:12345' }, {}],
+  ])('with nothing configured, on %s, stops with one issue that says what to set', (_, env, overrides) => {
+    const err = errorOf(() => loadConfig({ env, overrides }));
+    expect(err.source).toBe(NOTHING_CONFIGURED);
+    expect(err.issues).toHaveLength(1);
+    expect(err.issues[0]?.path).toBe('issuers');
+    expect(err.issues[0]?.message).toMatch(
+      /not loopback.*set AUTHZ_ISSUER and AUTHZ_AUDIENCE, or AUTHZ_CONFIG/,
+    );
+    expect(err.issues[0]?.message).not.toMatch(/\n/);
+  });
+
+  it('is on anywhere when asked for explicitly, in the file or with AUTHZ_DEV_ISSUER', () => {
+    const env = loadConfig({ env: { AUTHZ_LISTEN: '0.0.0.0:12345', AUTHZ_DEV_ISSUER: 'true' } });
+    expect(env).toMatchObject({ source: 'environment', dev: true });
+    const f = loadConfig({ path: file('dev.yaml', 'devIssuer: true\nlisten: 0.0.0.0:12345\n'), env: {} });
+    expect(f.dev).toBe(true);
+  });
+
+  it('AUTHZ_DEV_ISSUER=false with nothing else leaves no issuer: stops, unless allowNoKeys', () => {
+    expect(issuesOf(() => loadConfig({ env: { AUTHZ_DEV_ISSUER: 'false' } }))).toEqual(['issuers']);
+    const c = loadConfig({ env: { AUTHZ_DEV_ISSUER: 'false', AUTHZ_ALLOW_NO_KEYS: 'true' } });
+    expect(c.dev).toBe(false);
+    expect(c.authz.issuers ?? []).toEqual([]);
+    expect(issuesOf(() => loadConfig({ env: { AUTHZ_DEV_ISSUER: 'yes' } }))).toEqual([
+      'env.AUTHZ_DEV_ISSUER',
+    ]);
+  });
+
+  it('a config file without issuers stops with the field path, unless allowNoKeys says it is intended', () => {
+    const err = errorOf(() => loadConfig({ path: file('none.yaml', 'audit: all\n'), env: {} }));
+    expect(err.issues).toEqual([
+      {
+        path: 'issuers',
+        message: expect.stringMatching(/^none configured \(and no apiKeys\.file\): .*allowNoKeys: true/),
+      },
+    ]);
+    expect(
+      loadConfig({ path: file('anon.yaml', 'allowNoKeys: true\n'), env: {} }).authz.issuers,
+    ).toBeUndefined();
+    // API keys are credentials too: a config with a keys file and no issuer is complete.
+    const keysOnly = loadConfig({
+      path: file('keys-only.yaml', 'apiKeys: { file: /etc/spoe-authz/keys.yaml }\n'),
+      env: {},
+    });
+    expect(keysOnly.authz.issuers).toBeUndefined();
+  });
+});
+
+describe('configured key sets at start-up (the engine refuses; the config names the field)', () => {
+  const issuer = (keys: unknown) => ({
+    id: 'files',
+    issuer: 'https://files.example',
+    audiences: ['prefect'],
+    algorithms: ['ES256'],
+    keys,
+  });
+  const good = { kty: 'EC', ...DEV_PUBLIC_JWKS.keys[0], kid: 'good' };
+  const corrupt = { ...good, kid: 'bad', x: 'AAAA' };
+
+  async function startIssues(config: Record<string, unknown>): Promise<ConfigError['issues']> {
+    const agent = parseAgentConfig(config, 'test');
+    try {
+      await startEngine(createEngine(agent), agent);
+    } catch (err) {
+      if (err instanceof ConfigError) return err.issues;
+      throw err;
+    }
+    return [];
+  }
+
+  it.each([
+    [
+      'an empty file',
+      { keys: [] },
+      /no key usable for ES256 among 0 entries \(allowNoKeys: true starts anyway\)$/,
+    ],
+    [
+      'a file with keys for other algorithms only',
+      { keys: [{ kty: 'RSA', n: 'AQAB', e: 'AQAB' }] },
+      /no key usable/,
+    ],
+    [
+      'a file with a corrupt key',
+      { keys: [good, corrupt] },
+      /: entry 1 \(kid "bad"\): ES256: cannot be imported as a EC public key/,
+    ],
+  ])('%s: issuers.N.keys.path and what is wrong', async (_, set, message) => {
+    const path = file(`set-${Math.random()}.json`, JSON.stringify(set));
+    const issues = await startIssues({ issuers: [{ ...issuer({ type: 'jwks-file', path }) }] });
+    expect(issues).toEqual([{ path: 'issuers.0.keys.path', message: expect.stringMatching(message) }]);
+  });
+
+  it('an inline set names the entry; allowNoKeys starts an empty file but never a corrupt key', async () => {
+    expect(
+      await startIssues({ issuers: [issuer({ type: 'jwks', jwks: { keys: [good, corrupt] } })] }),
+    ).toEqual([
+      {
+        path: 'issuers.0.keys.jwks.keys.1',
+        message: expect.stringMatching(/^kid "bad": ES256: cannot be imported/),
+      },
+    ]);
+    const empty = file('empty.json', '{"keys":[]}');
+    expect(
+      await startIssues({ allowNoKeys: true, issuers: [issuer({ type: 'jwks-file', path: empty })] }),
+    ).toEqual([]);
+    const bad = file('bad-set.json', JSON.stringify({ keys: [corrupt] }));
+    expect(
+      (await startIssues({ allowNoKeys: true, issuers: [issuer({ type: 'jwks-file', path: bad })] }))[0]
+        ?.path,
+    ).toBe('issuers.0.keys.path');
+  });
+
+  it('check sees the same without fetching anything, and errors of one issuer carry its index', async () => {
+    const path = file('check-empty.json', '{"keys":[]}');
+    const agent = parseAgentConfig(
+      {
+        issuers: [
+          {
+            ...issuer({ type: 'jwks', jwks: { keys: [good] } }),
+            id: 'first',
+            issuer: 'https://first.example',
+          },
+          issuer({ type: 'jwks-file', path }),
+        ],
+      },
+      'test',
+    );
+    await expect(checkEngine(agent)).rejects.toMatchObject({ issues: [{ path: 'issuers.1.keys.path' }] });
+    const secret = parseAgentConfig(
+      {
+        issuers: [
+          {
+            id: 'edge',
+            issuer: 'https://edge.example',
+            audiences: ['prefect'],
+            algorithms: ['HS256'],
+            keys: { type: 'secret', env: 'SPOE_AUTHZ_TEST_UNSET_SECRET' },
+          },
+        ],
+      },
+      'test',
+    );
+    expect(issuesOf(() => createEngine(secret))).toEqual(['issuers.0.keys.env']);
   });
 });

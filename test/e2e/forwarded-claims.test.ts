@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { requireHaproxy } from '../helpers/haproxy.js';
 import { devToken, type SentRequest, SHIPPED_SPOE_CONF, type Stack, send, startStack } from './stack.js';
 
-const { haproxy, describeHaproxy } = requireHaproxy();
+const { describeHaproxy } = requireHaproxy();
 
 const agentConfig = {
   devIssuer: true,
@@ -17,7 +17,7 @@ const agentConfig = {
 /** The shipped spoe-agent.conf with claim_email taken out of register-var-names. */
 const UNLISTED_SPOE_CONF = SHIPPED_SPOE_CONF.replace(/(register-var-names[^\n]*) claim_email\b/, '$1');
 
-describeHaproxy('forwarded claims through the shipped HAProxy config', () => {
+describeHaproxy('forwarded claims through the shipped HAProxy config', (v) => {
   let stack: Stack;
   let unlisted: Stack;
 
@@ -68,7 +68,6 @@ describeHaproxy('forwarded claims through the shipped HAProxy config', () => {
     const token = await devToken('una-unlisted', ['viewer'], { claims: { email: 'una@example.com' } });
     const r = await send(unlisted.hap, 'GET', '/api/flows/abc', { token });
     expect(r.status).toBe(200);
-    const v = haproxy as NonNullable<typeof haproxy>;
     const setsUnlisted = v.major > 2 || (v.major === 2 && v.minor >= 5);
     expect(atPrefect(unlisted, r)?.headers['x-forwarded-email']).toBe(
       setsUnlisted ? 'una@example.com' : undefined,

@@ -1,9 +1,12 @@
 /**
- * A reusable harness that runs the real HAProxy binary for integration and end-to-end tests.
+ * A reusable harness that runs the real HAProxy binary for integration and end-to-end tests, on
+ * every HAProxy line ({@link haproxyLines}: the system's 2.6, and 3.2 and 3.4 unpacked from
+ * Debian's packages by `npm run haproxy:lines`). `describeHaproxy` declares its suite once per
+ * line, named `<name> [HAProxy <version>]`; inside it {@link startHaproxy} runs that line's binary.
  *
  * ```ts
- * const { haproxy, describeHaproxy } = requireHaproxy();
- * describeHaproxy('through HAProxy', () => {
+ * const { describeHaproxy } = requireHaproxy();
+ * describeHaproxy('through HAProxy', (v) => {   // v: this line's HaproxyInfo (v.major, v.minor)
  *   let hap: HaproxyInstance;
  *   beforeAll(async () => {
  *     hap = await startHaproxy({
@@ -42,7 +45,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe } from 'vitest';
 import { freePort, waitForPort } from './net.js';
 
 /** A usable HAProxy binary. */
@@ -96,9 +100,10 @@ function isExecutable(path: string): boolean {
 }
 
 /**
- * Finds the HAProxy binary: `HAPROXY_BIN` if set (and then only that), else `haproxy` on PATH,
- * `/usr/sbin/haproxy` or `/usr/local/sbin/haproxy`. Returns null when none runs `-v`; the reason is
- * in {@link haproxyMissingReason}. The result is cached per process.
+ * Finds the system's HAProxy binary: `HAPROXY_BIN` if set (and then only that), else `haproxy` on
+ * PATH, `/usr/sbin/haproxy` or `/usr/local/sbin/haproxy`. Returns null when none runs `-v`; the
+ * reason is in {@link haproxyMissingReason}. The result is cached per process. The other lines the
+ * tests run on come from {@link haproxyLines}.
  */
 export function findHaproxy(): HaproxyInfo | null {
   if (found) return found.info;
@@ -137,22 +142,135 @@ export function haproxyMissingReason(): string {
   return found?.reason ?? '';
 }
 
+/** The command that fetches the HAProxy lines taken from Debian's packages. */
+export const FETCH_LINES_COMMAND = 'npm run haproxy:lines';
+
+/** Lines fetched by `.ci/haproxy-lines.sh` (Debian unstable and experimental builds). */
+const FETCHED_LINES = ['3.2', '3.4'] as const;
+
+export interface HaproxyLines {
+  /** The binaries to run every real-HAProxy suite on, in order (system line first). */
+  lines: HaproxyInfo[];
+  /** Expected lines that are not there, each with why and what to do. */
+  missing: { line: string; reason: string }[];
+}
+
+let linesFound: HaproxyLines | undefined;
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+function fetchedLinesDir(): string {
+  return process.env.HAPROXY_LINES_DIR ?? join(REPO_ROOT, '.cache/haproxy-lines');
+}
+
 /**
- * For test files that need HAProxy. Returns the binary and a `describe` that skips its suite when
- * HAProxy is missing, after printing why. Under CI (`CI` set) a missing HAProxy throws instead, so
- * the file fails: CI must never skip these tests.
+ * Every HAProxy line the real-HAProxy tests run on, cached per process:
+ * - by default the system's HAProxy (Debian 12: 2.6) and the 3.2 and 3.4 lines that
+ *   `npm run haproxy:lines` unpacks into `.cache/haproxy-lines/<line>/bin/haproxy`
+ *   (`HAPROXY_LINES_DIR` moves that folder);
+ * - `HAPROXY_EXTRA_BINS` (paths separated by `:`) adds more binaries;
+ * - `HAPROXY_BIN` set: that binary only (plus the extra ones), nothing is expected of the rest;
+ * - `HAPROXY_LINES=2.6,3.4` keeps only those major.minor lines (to iterate on one line).
+ * The same binary found twice (by path or by version) runs once.
+ */
+export function haproxyLines(): HaproxyLines {
+  if (linesFound) return linesFound;
+  const lines: HaproxyInfo[] = [];
+  const missing: { line: string; reason: string }[] = [];
+  const system = findHaproxy();
+  if (system) lines.push(system);
+  else
+    missing.push({ line: 'system', reason: `${haproxyMissingReason()}; install haproxy or set HAPROXY_BIN` });
+  if (!process.env.HAPROXY_BIN) {
+    for (const line of FETCHED_LINES) {
+      const bin = join(fetchedLinesDir(), line, 'bin', 'haproxy');
+      if (!isExecutable(bin)) {
+        missing.push({ line, reason: `${bin} not fetched; fetch it with: ${FETCH_LINES_COMMAND}` });
+        continue;
+      }
+      const r = probe(bin);
+      if (typeof r === 'string')
+        missing.push({ line, reason: `${r}; fetch it again with: ${FETCH_LINES_COMMAND}` });
+      else lines.push(r);
+    }
+  }
+  for (const bin of (process.env.HAPROXY_EXTRA_BINS ?? '').split(':').filter(Boolean)) {
+    const r = probe(bin);
+    if (typeof r === 'string') missing.push({ line: bin, reason: r });
+    else lines.push(r);
+  }
+  const only = (process.env.HAPROXY_LINES ?? '')
+    .split(',')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const lineOf = (i: HaproxyInfo): string => `${i.major}.${i.minor}`;
+  const seen = new Set<string>();
+  linesFound = {
+    lines: lines.filter((i) => {
+      const keys = [i.bin, i.version];
+      if (keys.some((k) => seen.has(k))) return false;
+      for (const k of keys) seen.add(k);
+      return only.length === 0 || only.includes(lineOf(i));
+    }),
+    missing: missing.filter((m) => only.length === 0 || only.includes(m.line)),
+  };
+  return linesFound;
+}
+
+let current: HaproxyInfo | undefined;
+
+/**
+ * The HAProxy line whose suite is running (set by {@link requireHaproxy}'s `describeHaproxy`
+ * before the suite's own hooks), else the first line. {@link startHaproxy} runs this binary
+ * unless given `bin`.
+ */
+export function currentHaproxy(): HaproxyInfo | null {
+  return current ?? haproxyLines().lines[0] ?? null;
+}
+
+/**
+ * `describe` for real-HAProxy suites: declares the suite once per HAProxy line, named
+ * `<name> [HAProxy <version>]`, and passes that line to `fn` (for version-dependent asserts).
+ */
+export type DescribeHaproxy = (name: string, fn: (haproxy: HaproxyInfo) => void) => void;
+
+/**
+ * For test files that need HAProxy. `describeHaproxy` runs its suite on every line of
+ * {@link haproxyLines}. A missing line is skipped after printing why and the command that fetches
+ * it; under CI (`CI` set and not `false`) a missing line throws instead, so the file fails: CI
+ * runs every suite on every line. `haproxy` is the first line (kept for older callers; prefer the
+ * argument `describeHaproxy` passes, or {@link currentHaproxy}).
  */
 export function requireHaproxy(): {
   haproxy: HaproxyInfo | null;
-  describeHaproxy: ReturnType<typeof describe.skipIf>;
+  lines: HaproxyInfo[];
+  describeHaproxy: DescribeHaproxy;
 } {
-  const info = findHaproxy();
-  if (!info) {
-    const why = `HAProxy not available (${haproxyMissingReason()}); install it or set HAPROXY_BIN`;
-    if (process.env.CI) throw new Error(`${why}. CI requires the HAProxy integration tests.`);
-    console.warn(`SKIPPING HAProxy integration tests: ${why}.`);
+  const { lines, missing } = haproxyLines();
+  if (missing.length > 0) {
+    const why = missing.map((m) => `HAProxy ${m.line}: ${m.reason}`).join('\n  ');
+    if (process.env.CI && process.env.CI !== 'false')
+      throw new Error(`HAProxy lines missing:\n  ${why}\nCI requires the real-HAProxy tests on every line.`);
+    console.warn(`SKIPPING real-HAProxy tests on missing lines:\n  ${why}`);
   }
-  return { haproxy: info, describeHaproxy: describe.skipIf(!info) };
+  const describeHaproxy: DescribeHaproxy = (name, fn) => {
+    if (lines.length === 0) {
+      describe.skip(`${name} [no HAProxy]`, () => {});
+      return;
+    }
+    for (const line of lines) {
+      describe(`${name} [HAProxy ${line.version}]`, () => {
+        beforeAll(() => {
+          current = line;
+        });
+        afterAll(() => {
+          current = undefined;
+        });
+        fn(line);
+      });
+    }
+  };
+  return { haproxy: lines[0] ?? null, lines, describeHaproxy };
 }
 
 export interface StartHaproxyOptions {
@@ -170,7 +288,7 @@ export interface StartHaproxyOptions {
   readyTimeoutMs?: number;
   /** Run in master-worker mode (`-W`), which {@link HaproxyInstance.reload} needs. Default false. */
   masterWorker?: boolean;
-  /** Binary to run; default {@link findHaproxy}. */
+  /** Binary to run; default the running suite's line ({@link currentHaproxy}). */
   bin?: string;
 }
 
@@ -302,7 +420,7 @@ class AddrInUse extends Error {}
  * retried with new free ports (never for ports given in `ports`).
  */
 export async function startHaproxy(opts: StartHaproxyOptions): Promise<HaproxyInstance> {
-  const bin = opts.bin ?? findHaproxy()?.bin;
+  const bin = opts.bin ?? currentHaproxy()?.bin;
   if (!bin) throw new Error(`startHaproxy: ${haproxyMissingReason()}`);
   for (let attempt = 1; ; attempt++) {
     try {

@@ -29,11 +29,26 @@ export interface JwksServer {
   setDelay(ms: number): void;
   /** Overrides the discovery document (null restores the default). */
   setDiscovery(doc: Record<string, unknown> | null): void;
+  /**
+   * Serves `body` at `path` (exact match) as well: a provider's own documents (a certs document,
+   * a PEM per kid, a discovery document under a tenant path). A string is sent as it is, with
+   * `contentType`; anything else as JSON. `mode` and `delay` apply as to /jwks. null removes it.
+   */
+  setDocument(path: string, body: unknown, contentType?: string): void;
   resetHits(): void;
   /** Stops listening and drops every connection: the provider is gone. */
   close(): Promise<void>;
   /** Listens again on the same port. */
   reopen(): Promise<void>;
+}
+
+class RawDocument {
+  readonly text: string;
+  readonly contentType: string;
+  constructor(text: string, contentType: string) {
+    this.text = text;
+    this.contentType = contentType;
+  }
 }
 
 export async function startJwksServer(initial: JwkSet = { keys: [] }): Promise<JwksServer> {
@@ -42,6 +57,7 @@ export async function startJwksServer(initial: JwkSet = { keys: [] }): Promise<J
   let delay = 0;
   let discoveryOverride: Record<string, unknown> | null = null;
   const hits = { jwks: 0, discovery: 0 };
+  const documents = new Map<string, { body: unknown; contentType: string }>();
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   let port = 0;
@@ -57,6 +73,8 @@ export async function startJwksServer(initial: JwkSet = { keys: [] }): Promise<J
       res.writeHead(302, { location: `${origin}/elsewhere` }).end();
     } else if (mode === 'not-a-jwks') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"hello":"world"}');
+    } else if (body instanceof RawDocument) {
+      res.writeHead(200, { 'content-type': body.contentType }).end(body.text);
     } else {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     }
@@ -71,8 +89,12 @@ export async function startJwksServer(initial: JwkSet = { keys: [] }): Promise<J
       hits.discovery++;
       body = discoveryOverride ?? { issuer: origin, jwks_uri: `${origin}/jwks` };
     } else {
-      res.writeHead(404).end();
-      return;
+      const doc = documents.get(req.url ?? '');
+      if (doc === undefined) {
+        res.writeHead(404).end();
+        return;
+      }
+      body = typeof doc.body === 'string' ? new RawDocument(doc.body, doc.contentType) : doc.body;
     }
     if (delay > 0) {
       const t = setTimeout(() => {
@@ -127,6 +149,10 @@ export async function startJwksServer(initial: JwkSet = { keys: [] }): Promise<J
     },
     setDiscovery(doc) {
       discoveryOverride = doc;
+    },
+    setDocument(path, body, contentType = 'application/json') {
+      if (body === null) documents.delete(path);
+      else documents.set(path, { body, contentType });
     },
     resetHits() {
       hits.jwks = 0;

@@ -3,13 +3,17 @@
  * 200 and a JSON echo of what it received (method, path, the identity headers HAProxy set), and
  * records every request with all its headers, so a test can check what reached "Prefect".
  * A websocket upgrade (any path) is answered `101 Switching Protocols` and the socket then echoes
- * whatever bytes it receives (enough to prove the tunnel; no websocket framing).
+ * whatever bytes it receives (enough to prove the tunnel; no websocket framing). An upgrade that
+ * offers subprotocol `prefect` gets Prefect's own handshake instead
+ * (src/prefect/server/utilities/subscriptions.py): the first frame must be `{"type": "auth", ...}`,
+ * answered `{"type": "auth_success"}`; every later text frame is echoed back as a frame.
  *
  * @module
  */
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { encodeFrame, FrameReader, OPCODE } from './ws-frame.js';
 
 export interface RecordedRequest {
   readonly method: string;
@@ -115,13 +119,45 @@ export async function startPrefectStub(options: { port?: number } = {}): Promise
     const accept = createHash('sha1')
       .update(key + WS_GUID)
       .digest('base64');
+    const prefect = (one(req.headers, 'sec-websocket-protocol') ?? '').split(/\s*,\s*/).includes('prefect');
     socket.write(
       'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-        `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
+        `Sec-WebSocket-Accept: ${accept}\r\n${prefect ? 'Sec-WebSocket-Protocol: prefect\r\n' : ''}\r\n`,
     );
-    if (head.length > 0) socket.write(head);
     socket.on('error', () => {});
-    socket.pipe(socket);
+    if (!prefect) {
+      if (head.length > 0) socket.write(head);
+      socket.pipe(socket);
+      return;
+    }
+    const reader = new FrameReader();
+    let authenticated = false;
+    const onBytes = (chunk: Buffer) => {
+      for (const frame of reader.push(chunk)) {
+        if (frame.opcode === OPCODE.close) {
+          socket.end(encodeFrame(Buffer.from([0x03, 0xe8]), { mask: false, opcode: OPCODE.close }));
+          return;
+        }
+        if (frame.opcode !== OPCODE.text) continue;
+        if (!authenticated) {
+          let type: unknown;
+          try {
+            type = (JSON.parse(frame.payload.toString('utf8')) as { type?: unknown }).type;
+          } catch {}
+          if (type !== 'auth') {
+            // Prefect closes with 1008 (policy violation) when the first message is not auth.
+            socket.end(encodeFrame(Buffer.from([0x03, 0xf0]), { mask: false, opcode: OPCODE.close }));
+            return;
+          }
+          authenticated = true;
+          socket.write(encodeFrame('{"type":"auth_success"}', { mask: false }));
+          continue;
+        }
+        socket.write(encodeFrame(frame.payload, { mask: false }));
+      }
+    };
+    if (head.length > 0) onBytes(head);
+    socket.on('data', onBytes);
   });
 
   server.on('connection', (socket: Socket) => {

@@ -105,4 +105,16 @@ describe('signature checks by verifier', () => {
     ]);
     engine.close();
   });
+
+  it('spoe_authz_spop_connections_evicted_total follows the SPOP server', async () => {
+    const spop = new SpopServer({ handler: () => [] });
+    const engine = createEngine(parseAgentConfig({ devIssuer: true, metrics: { listen: null } }), {
+      logger: pino({ level: 'silent' }),
+    });
+    const m = new AgentMetrics({ engine: () => engine, spop }, new Registry());
+    spop.stats.evictions = 3;
+    expect(series((await m.render()).body, 'spoe_authz_spop_connections_evicted_total ')).toEqual([
+      'spoe_authz_spop_connections_evicted_total 3',
+    ]);
+  });
 });

@@ -138,7 +138,7 @@ describe('dashboard and alerting rules against a real agent', () => {
     agent = await startAgent({
       config: {
         devIssuer: true,
-        spop: { handlerTimeoutMs: 200, maxConnections: 2 },
+        spop: { handlerTimeoutMs: 200, maxConnections: 2, limitPolicy: 'refuse' },
         issuers: [
           {
             id: 'idp',
@@ -152,7 +152,7 @@ describe('dashboard and alerting rules against a real agent', () => {
     });
     // Drive every series the rules and the dashboard read: decisions and their latency, a
     // JWKS fetch that worked and one that failed, a handler timeout (a kid-miss refetch that
-    // hangs), and a connection over spop.maxConnections.
+    // hangs), and a connection refused at spop.maxConnections.
     const viewer = await mintDevToken({ sub: 'mo-monitoring', roles: ['viewer'] });
     expect(await authorize(agent.spopPort, viewer)).toMatchObject({ allow: true });
     idp.setMode('hang');
@@ -161,12 +161,16 @@ describe('dashboard and alerting rules against a real agent', () => {
     expect(await authorize(agent.spopPort, unknownKid)).toMatchObject({ allow: false, status: 503 });
     idp.setMode('error');
     await agent.waitForLog((r) => /fetch/i.test(String(r.msg)) && r.level === 40, { timeoutMs: 10_000 });
+    // The closed connections above must be gone on the agent's side before filling it up.
+    const metrics = () => httpRequest(`http://127.0.0.1:${agent.metricsPort}/metrics`);
+    for (let i = 0; i < 100 && !/^spoe_authz_spop_connections 0$/m.test((await metrics()).body); i++)
+      await new Promise((r) => setTimeout(r, 50));
     const held = [await SpopTestClient.connect(agent.spopPort), await SpopTestClient.connect(agent.spopPort)];
     for (const c of held) await c.hello({ capabilities: 'pipelining' });
     const refused = await SpopTestClient.connect(agent.spopPort);
     expect((await refused.next()).type).toBe(FrameType.AGENT_DISCONNECT);
     for (const c of [...held, refused]) c.socket.destroy();
-    const res = await httpRequest(`http://127.0.0.1:${agent.metricsPort}/metrics`);
+    const res = await metrics();
     expect(res.status).toBe(200);
     exposition = parseExposition(res.body);
   }, 60_000);
@@ -188,6 +192,8 @@ describe('dashboard and alerting rules against a real agent', () => {
       'spoe_authz_spop_connections',
       'spoe_authz_spop_max_connections',
       'spoe_authz_spop_disconnects_total',
+      'spoe_authz_spop_connections_refused_total',
+      'spoe_authz_spop_connections_evicted_total',
     ])
       expect(used, m).toContain(m);
     const missing = [...used].filter((m) => !(m in SYNTHETIC) && !exposition.samples.has(m));

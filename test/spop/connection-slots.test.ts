@@ -102,16 +102,17 @@ describe('HELLO deadline', () => {
   });
 
   it('a HELLO in time stops the deadline: the connection is served long after it', async () => {
-    const { port } = await start({ helloTimeoutMs: 50 });
+    const { port } = await start({ helloTimeoutMs: 1000 });
     const c = await ready(port);
-    await sleep(150);
+    await sleep(1200);
     await served(c, 1);
   });
 });
 
 describe('frame deadline', () => {
-  it('a HELLO trickled a byte at a time is cut when its frame deadline passes, though each byte beats the idle timeout', async () => {
-    const { port } = await start({ helloTimeoutMs: 60_000, frameTimeoutMs: 150, idleTimeoutMs: 100 });
+  it('a HELLO trickled a byte every 20 ms is cut when its 150 ms frame deadline passes', async () => {
+    // Each byte would reset an idle timeout; the HELLO deadline is far away: only the frame deadline ends this.
+    const { port } = await start({ helloTimeoutMs: 60_000, frameTimeoutMs: 150, idleTimeoutMs: 60_000 });
     const c = await client(port);
     const sent = trickle(c, HELLO, 20);
     expect(disconnectOf(await c.next())).toEqual({
@@ -132,9 +133,9 @@ describe('frame deadline', () => {
   });
 
   it('each frame gets its own deadline: one completed late in its window does not shorten the next', async () => {
-    // A starts at t0; at ~t0+600 A completes and B starts in the same write; at ~t0+1200, past
-    // A's deadline but within B's, B completes. Both are answered.
-    const { port } = await start({ frameTimeoutMs: 1000, idleTimeoutMs: 60_000 });
+    // A starts at t0; at ~t0+1300 A completes and B starts in the same write; at ~t0+2600, past
+    // A's deadline but within B's, B completes. Both are answered (each sleep may overshoot 700 ms).
+    const { port } = await start({ frameTimeoutMs: 2000, idleTimeoutMs: 60_000 });
     const c = await ready(port);
     const a = encodeFrame({
       type: FrameType.NOTIFY,
@@ -149,10 +150,10 @@ describe('frame deadline', () => {
       messages: [{ name: 'm', args: [] }],
     });
     c.write(a.subarray(0, 5));
-    await sleep(600);
+    await sleep(1300);
     c.write(Buffer.concat([a.subarray(5), b.subarray(0, 5)]));
     expect((await c.next()).streamId).toBe(1);
-    await sleep(600);
+    await sleep(1300);
     c.write(b.subarray(5));
     const ack = await c.next();
     expect([ack.type, ack.streamId]).toEqual([FrameType.ACK, 3]);
@@ -234,6 +235,7 @@ describe('at maxConnections (limitPolicy)', () => {
     expect((await a.next()).type).toBe(FrameType.ACK);
     expect((await b.next()).type).toBe(FrameType.ACK);
     expect(server.stats.evictions).toBe(0);
+    expect(server.stats.refused).toBe(1);
   });
 
   it('evict-handshaking: evicts a silent connection, never one past its handshake', async () => {

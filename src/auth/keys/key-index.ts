@@ -32,9 +32,13 @@ const FAMILY: Readonly<Record<string, { readonly kty: string; readonly crv?: str
   Ed25519: { kty: 'OKP', crv: 'Ed25519' },
 };
 
-type Jwk = Record<string, unknown>;
+export type Jwk = Record<string, unknown>;
 
-function usable(jwk: Jwk, alg: string): boolean {
+/**
+ * jose's candidate rule for (JWK, algorithm), private material aside: the keys jose would try
+ * for a token of this algorithm. key-set-check.ts uses it to find entries that would poison a set.
+ */
+export function selectsForAlgorithm(jwk: Jwk, alg: string): boolean {
   const family = FAMILY[alg];
   if (family === undefined || jwk.kty !== family.kty) return false;
   if (family.crv !== undefined && jwk.crv !== family.crv) return false;
@@ -45,9 +49,17 @@ function usable(jwk: Jwk, alg: string): boolean {
     if (ops.some((op, i) => typeof op !== 'string' || ops.indexOf(op) !== i)) return false;
   }
   if (jwk.alg !== undefined && jwk.alg !== alg) return false;
-  if (jwk.use !== undefined && jwk.use !== 'sig') return false;
-  // Private or secret material: jose refuses it; leave such keys to jose's error path.
-  return jwk.d === undefined && jwk.k === undefined && jwk.priv === undefined;
+  return jwk.use === undefined || jwk.use === 'sig';
+}
+
+/** Private or secret material: jose refuses such a member of a key set. */
+export function holdsPrivateMaterial(jwk: Jwk): boolean {
+  return jwk.d !== undefined || jwk.k !== undefined || jwk.priv !== undefined;
+}
+
+function usable(jwk: Jwk, alg: string): boolean {
+  // Private or secret material: leave such keys to jose's error path.
+  return selectsForAlgorithm(jwk, alg) && !holdsPrivateMaterial(jwk);
 }
 
 /** One usable (key, algorithm) pair: the CryptoKey for jose, the FastKey (or null) for node:crypto. */

@@ -1,11 +1,12 @@
 import { createSecretKey, webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type CryptoKey, createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
-import { AuthError } from '../errors.js';
+import { AuthError, type AuthErrorIssue } from '../errors.js';
 import { HMAC_MIN_BYTES, type IssuerConfig, type KeysConfig } from '../issuer-config.js';
 import { FastKey } from '../verify/jws.js';
 import { isJwkSet } from './http-fetch.js';
 import { KeyIndex } from './key-index.js';
+import { checkKeySet, describeProblem, type KeySetRejection, keySetRejection } from './key-set-check.js';
 
 export interface KeySourceStatus {
   readonly kind: KeysConfig['type'];
@@ -21,6 +22,14 @@ export interface KeySourceStatus {
   readonly failures: number;
   readonly lastSuccessAgeMs: number | null;
   readonly lastError: string | null;
+  /** Fetched sets refused (key-set-check.ts), by why; a refused set is also a failure. */
+  readonly rejections: Readonly<Record<KeySetRejection, number>>;
+  /** The last fetched set that was refused, while no set has been accepted since. */
+  readonly lastRejection: {
+    readonly reason: KeySetRejection;
+    readonly message: string;
+    readonly ageMs: number;
+  } | null;
 }
 
 /** Where an issuer's verification keys come from. */
@@ -43,7 +52,10 @@ export interface KeySource {
    * the matching CryptoKey (and jose would accept it), else undefined. For verify.ts's fast path.
    */
   fastKeyFor(alg: string, kid: unknown): FastKey | undefined;
-  /** Load/fetch keys; resolves when the first attempt is over, whatever its outcome. */
+  /**
+   * Load/fetch keys; resolves when the first attempt is over, whatever its outcome. A configured
+   * set (jwks, jwks-file) that key-set-check.ts refuses rejects with AuthError('config_invalid').
+   */
   start(): Promise<void>;
   /** Fetch now (remote sources); `force` ignores the failure back-off. Never rejects. */
   refresh(force?: boolean): Promise<void>;
@@ -66,10 +78,26 @@ function staticStatus(kind: KeysConfig['type'], keyCount: number): KeySourceStat
     failures: 0,
     lastSuccessAgeMs: null,
     lastError: null,
+    rejections: { no_usable_key: 0, invalid_key: 0 },
+    lastRejection: null,
   };
 }
 
-/** A JWKS given inline or read once from a file. */
+/** AuthError('config_invalid') about one issuer; issue paths are relative to its config. */
+function configError(issuerId: string, issues: AuthErrorIssue[], cause?: unknown): AuthError {
+  const summary = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+  return new AuthError('config_invalid', `issuer ${issuerId}: ${summary}`, {
+    cause,
+    issuer: issuerId,
+    issues,
+  });
+}
+
+/**
+ * A JWKS given inline or read once from a file. start() checks it (key-set-check.ts): an entry
+ * jose would pick that does not import, or no usable key at all (unless `allowNoKeys`), is a
+ * config error naming the issuer and the field.
+ */
 export class LocalKeySource implements KeySource {
   readonly kind: 'jwks' | 'jwks-file';
   readonly getKey: JWTVerifyGetKey;
@@ -78,32 +106,66 @@ export class LocalKeySource implements KeySource {
   private readonly indexing: Promise<void>;
   private index: KeyIndex | null = null;
 
-  constructor(kind: 'jwks' | 'jwks-file', jwks: JSONWebKeySet, algorithms: readonly string[]) {
+  constructor(
+    kind: 'jwks' | 'jwks-file',
+    jwks: JSONWebKeySet,
+    issuer: IssuerConfig,
+    options: { readonly allowNoKeys?: boolean } = {},
+  ) {
     this.kind = kind;
     this.keyCount = jwks.keys.length;
     const viaJose = createLocalJWKSet(jwks);
+    const algorithms = issuer.algorithms;
+    const checking = checkKeySet(jwks, algorithms).then((check) => {
+      const where = kind === 'jwks-file' ? (issuer.keys as { path: string }).path : 'inline JWKS';
+      const refused = keySetRejection(check, algorithms, where);
+      if (refused === null || (refused.rejection === 'no_usable_key' && options.allowNoKeys === true)) return;
+      const issues =
+        refused.rejection === 'no_usable_key'
+          ? [
+              {
+                path: kind === 'jwks-file' ? 'keys.path' : 'keys.jwks',
+                message: `${refused.message} (allowNoKeys: true starts anyway)`,
+              },
+            ]
+          : check.problems.map((p) =>
+              kind === 'jwks-file'
+                ? { path: 'keys.path', message: `${where}: ${describeProblem(p)}` }
+                : {
+                    path: `keys.jwks.keys.${p.index}`,
+                    message: p.kid === undefined ? p.message : `kid ${JSON.stringify(p.kid)}: ${p.message}`,
+                  },
+            );
+      throw configError(issuer.id, issues);
+    });
     this.joseKeys = viaJose;
-    this.indexing = KeyIndex.build(jwks, algorithms).then((index) => {
+    const indexed = KeyIndex.build(jwks, algorithms).then((index) => {
       this.index = index;
     });
+    // start() reports a refused set; until someone asks, no unhandled rejection.
+    this.indexing = Promise.all([checking, indexed]).then(() => {});
+    this.indexing.catch(() => {});
     // Synchronous index first (key-index.ts), jose's resolver for everything else.
     this.getKey = (header, token) => this.index?.lookup(header.alg, header.kid) ?? viaJose(header, token);
   }
 
-  static fromFile(path: string, issuer: IssuerConfig): LocalKeySource {
+  static fromFile(
+    path: string,
+    issuer: IssuerConfig,
+    options: { readonly allowNoKeys?: boolean } = {},
+  ): LocalKeySource {
+    const fail = (message: string, cause?: unknown) =>
+      configError(issuer.id, [{ path: 'keys.path', message }], cause);
     let parsed: unknown;
     try {
       parsed = JSON.parse(readFileSync(path, 'utf8'));
     } catch (cause) {
-      throw new AuthError('config_invalid', `issuer ${issuer.id}: cannot read JWKS file ${path}`, { cause });
+      const why =
+        cause instanceof SyntaxError ? 'not JSON' : ((cause as NodeJS.ErrnoException).code ?? String(cause));
+      throw fail(`cannot read JWKS file ${path}: ${why}`, cause);
     }
-    if (!isJwkSet(parsed)) {
-      throw new AuthError(
-        'config_invalid',
-        `issuer ${issuer.id}: ${path} is not a JWK Set ({"keys": [...]})`,
-      );
-    }
-    return new LocalKeySource('jwks-file', parsed as JSONWebKeySet, issuer.algorithms);
+    if (!isJwkSet(parsed)) throw fail(`${path} is not a JWK Set ({"keys": [{"kty": ...}, ...]})`);
+    return new LocalKeySource('jwks-file', parsed as JSONWebKeySet, issuer, options);
   }
 
   start(): Promise<void> {
@@ -137,19 +199,21 @@ function loadSecret(keys: Extract<KeysConfig, { type: 'secret' }>, issuerId: str
   } else if (keys.env !== undefined) {
     const value = process.env[keys.env];
     if (value === undefined || value === '') {
-      throw new AuthError(
-        'config_invalid',
-        `issuer ${issuerId}: environment variable ${keys.env} is not set`,
-      );
+      throw configError(issuerId, [
+        { path: 'keys.env', message: `environment variable ${keys.env} is not set` },
+      ]);
     }
     text = value;
   } else {
     try {
       text = readFileSync(keys.file as string, 'utf8').replace(/\r?\n$/, '');
     } catch (cause) {
-      throw new AuthError('config_invalid', `issuer ${issuerId}: cannot read secret file ${keys.file}`, {
+      const why = (cause as NodeJS.ErrnoException).code ?? String(cause);
+      throw configError(
+        issuerId,
+        [{ path: 'keys.file', message: `cannot read secret file ${keys.file}: ${why}` }],
         cause,
-      });
+      );
     }
   }
   return Buffer.from(text, keys.encoding);
@@ -169,10 +233,14 @@ export class SecretKeySource implements KeySource {
     for (const alg of issuer.algorithms) {
       const min = HMAC_MIN_BYTES[alg as keyof typeof HMAC_MIN_BYTES];
       if (min !== undefined && secret.length < min) {
-        throw new AuthError(
-          'config_invalid',
-          `issuer ${issuer.id}: ${alg} needs a secret of at least ${min} bytes (RFC 7518 3.2), got ${secret.length}`,
-        );
+        const field =
+          keys.value !== undefined ? 'keys.value' : keys.env !== undefined ? 'keys.env' : 'keys.file';
+        throw configError(issuer.id, [
+          {
+            path: field,
+            message: `${alg} needs a secret of at least ${min} bytes (RFC 7518 3.2), got ${secret.length}`,
+          },
+        ]);
       }
     }
     this.algorithms = issuer.algorithms;

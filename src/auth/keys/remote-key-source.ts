@@ -13,6 +13,7 @@ import type { FastKey } from '../verify/jws.js';
 import { type FetchLike, fetchJson, isJwkSet } from './http-fetch.js';
 import { persistedJwksPath, readPersistedJwks, writePersistedJwks } from './jwks-store.js';
 import { KeyIndex } from './key-index.js';
+import { checkKeySet, KeySetRejected, type KeySetRejection, keySetRejection } from './key-set-check.js';
 import type { KeySource, KeySourceStatus } from './key-source.js';
 import { keyUrlProblem } from './url-check.js';
 
@@ -43,6 +44,8 @@ export class RemoteKeySource implements KeySource {
 
   private readonly id: string;
   private readonly iss: string;
+  /** The issuer and its aliases: a discovery document must name one of them. */
+  private readonly isses: readonly string[];
   private readonly keys: RemoteKeys;
   private readonly deps: RemoteKeySourceDeps;
   private readonly persistFile: string | null;
@@ -61,6 +64,9 @@ export class RemoteKeySource implements KeySource {
   private lastError: string | null = null;
   private fetches = 0;
   private failures = 0;
+  private readonly rejections: Record<KeySetRejection, number> = { no_usable_key: 0, invalid_key: 0 };
+  /** The last fetched set that was refused, until a set is accepted again. */
+  private lastRejection: { reason: KeySetRejection; message: string; at: number } | null = null;
   private forcing = false;
   private persistedUat: number | undefined;
   private refreshing: Promise<void> | null = null;
@@ -74,6 +80,7 @@ export class RemoteKeySource implements KeySource {
     this.kind = keys.type;
     this.id = issuer.id;
     this.iss = issuer.issuer;
+    this.isses = [issuer.issuer, ...issuer.issuerAliases];
     this.keys = keys;
     this.deps = deps;
     this.persistFile = deps.persistDir === null ? null : persistedJwksPath(deps.persistDir, issuer.id);
@@ -155,6 +162,15 @@ export class RemoteKeySource implements KeySource {
       failures: this.failures,
       lastSuccessAgeMs: this.lastSuccessAt === null ? null : Date.now() - this.lastSuccessAt,
       lastError: this.lastError,
+      rejections: { ...this.rejections },
+      lastRejection:
+        this.lastRejection === null
+          ? null
+          : {
+              reason: this.lastRejection.reason,
+              message: this.lastRejection.message,
+              ageMs: Date.now() - this.lastRejection.at,
+            },
     };
   }
 
@@ -178,6 +194,13 @@ export class RemoteKeySource implements KeySource {
       if (saved === null) return;
       if (this.kind === 'jwks-url' && saved.jwksUri !== this.jwksUri) return;
       if (keyUrlProblem(saved.jwksUri, this.keys.allowInsecureHttp) !== null) return;
+      // Written by a version that did not check what it fetched: the same rules as a fetch.
+      const refused = keySetRejection(
+        await checkKeySet(saved.jwks, this.algorithms),
+        this.algorithms,
+        this.persistFile,
+      );
+      if (refused !== null) throw refused;
       this.cache.jwks = saved.jwks;
       this.cache.uat = saved.uat;
       this.persistedUat = saved.uat;
@@ -226,7 +249,7 @@ export class RemoteKeySource implements KeySource {
     if (typeof doc !== 'object' || doc === null)
       throw new AuthError('discovery_failed', `${url}: not a JSON object`);
     const { issuer, jwks_uri: jwksUri } = doc as { issuer?: unknown; jwks_uri?: unknown };
-    if (issuer !== this.iss) {
+    if (!discoveryIssuerMatches(issuer, this.isses)) {
       throw new AuthError('discovery_failed', `${url}: issuer ${JSON.stringify(issuer)} is not ${this.iss}`);
     }
     if (typeof jwksUri !== 'string') throw new AuthError('discovery_failed', `${url}: no jwks_uri`);
@@ -266,6 +289,9 @@ export class RemoteKeySource implements KeySource {
         headers: init.headers as Headers,
       });
       if (!isJwkSet(json)) throw new AuthError('keys_unavailable', `${url}: not a JWK Set`);
+      // A set that would fail valid tokens is a failed fetch: jose keeps the last good set.
+      const refused = keySetRejection(await checkKeySet(json, this.algorithms), this.algorithms, url);
+      if (refused !== null) throw refused;
       this.recordSuccess(json.keys.length);
       setTimeout(() => void this.persist(), 100).unref();
       return Response.json(json);
@@ -280,6 +306,7 @@ export class RemoteKeySource implements KeySource {
     this.lastAttemptOk = true;
     this.lastSuccessAt = Date.now();
     this.lastError = null;
+    this.lastRejection = null;
     if (wasDown) this.deps.logger.info({ issuer: this.id, keys: keyCount }, 'key provider reachable again');
   }
 
@@ -288,10 +315,19 @@ export class RemoteKeySource implements KeySource {
     this.lastAttemptOk = false;
     this.lastFailureAt = Date.now();
     this.lastError = err instanceof Error ? err.message : String(err);
-    this.deps.logger.warn(
-      { issuer: this.id, err: this.lastError, haveKeys: this.cache.jwks !== undefined },
-      'key fetch failed',
-    );
+    const haveKeys = this.cache.jwks !== undefined;
+    if (err instanceof KeySetRejected) {
+      this.rejections[err.rejection]++;
+      this.lastRejection = { reason: err.rejection, message: err.message, at: this.lastFailureAt };
+      this.deps.logger.warn(
+        { issuer: this.id, reason: err.rejection, err: this.lastError, haveKeys },
+        haveKeys
+          ? 'fetched key set rejected; verifying with the last good set'
+          : 'fetched key set rejected; no keys to verify with yet',
+      );
+      return;
+    }
+    this.deps.logger.warn({ issuer: this.id, err: this.lastError, haveKeys }, 'key fetch failed');
   }
 
   private async persist(): Promise<void> {
@@ -323,4 +359,25 @@ export class RemoteKeySource implements KeySource {
     this.timer = setTimeout(() => void this.refresh(true), delay);
     this.timer.unref();
   }
+}
+
+/**
+ * A discovery document's `issuer` names ours: exactly, or as the multi-tenant template Microsoft
+ * Entra ID publishes for `common`/`organizations` (https://login.microsoftonline.com/{tenantid}/v2.0),
+ * where `{tenantid}` stands for one path segment of an issuer we route here: the template can
+ * only vouch for tenants we configured.
+ */
+export function discoveryIssuerMatches(issuer: unknown, isses: readonly string[]): boolean {
+  if (typeof issuer !== 'string') return false;
+  if (isses.includes(issuer)) return true;
+  const parts = issuer.split('{tenantid}');
+  if (parts.length !== 2) return false;
+  const [before, after] = parts as [string, string];
+  return isses.some(
+    (iss) =>
+      iss.length > before.length + after.length &&
+      iss.startsWith(before) &&
+      iss.endsWith(after) &&
+      /^[^/?#]+$/.test(iss.slice(before.length, iss.length - after.length)),
+  );
 }

@@ -1,7 +1,9 @@
 import type { RequestReads } from '../decision-memo.js';
 import { parseWith } from '../engine-config.js';
+import { LiteralConfusion } from './path-confusion.js';
 import { type PolicyConfig, type PolicyConfigInput, PolicySchema, RuleSchema } from './policy-config.js';
 import { prefectPresetRules } from './prefect-preset.js';
+import { type QueryNames, queryAmbiguity, queryNames } from './query.js';
 import { RoleModel } from './role-model.js';
 import { type CompiledRule, compileRule, type MatchContext, ruleConcerns, ruleMismatch } from './rule.js';
 import { RuleIndex } from './rule-index.js';
@@ -18,6 +20,9 @@ export class CompiledPolicy {
   readonly config: PolicyConfig;
   private readonly index: RuleIndex;
   private readonly requestReads: RequestReads;
+  private readonly confusion: LiteralConfusion;
+  /** Query parameters some rule reads. */
+  private readonly queryNames: QueryNames;
 
   private constructor(config: PolicyConfig) {
     this.generation = ++generations;
@@ -32,11 +37,14 @@ export class CompiledPolicy {
     for (const rule of preset) rules.push(compileRule(rule, rules.length, 'preset', this.roles));
     this.rules = rules;
     this.index = new RuleIndex(rules);
+    this.confusion = new LiteralConfusion(rules.flatMap((r) => [r.pattern, ...r.pathNot]));
+    this.queryNames = queryNames(rules.flatMap((r) => r.query.map((q) => q.name)));
     this.requestReads = Object.freeze({
       query: rules.some((r) => r.query.length > 0),
       host: rules.some((r) => r.hosts !== null),
       src: rules.some((r) => r.sources !== null),
       prefectUi: rules.some((r) => r.prefectUi !== null),
+      body: rules.some((r) => r.body !== null),
     });
   }
 
@@ -48,6 +56,17 @@ export class CompiledPolicy {
   /** Validates (AuthError 'config_invalid' with zod paths) and compiles. */
   static compile(input: PolicyConfigInput | PolicyConfig): CompiledPolicy {
     return new CompiledPolicy(parseWith(PolicySchema, input, 'policy'));
+  }
+
+  /**
+   * Why this request could be routed or read differently from the way the rules judge it
+   * (a `bad_request`), or null: a method not in upper case (servers differ on case), a path
+   * segment some server could read as one of the rules' literals (path-confusion.ts), a query
+   * parameter some rule reads that a server could read differently (query.ts).
+   */
+  ambiguity(method: string, segments: readonly string[], query: string | null): string | null {
+    if (method !== method.toUpperCase()) return `method "${method}" is not in upper case`;
+    return this.confusion.check(segments) ?? queryAmbiguity(query, this.queryNames);
   }
 
   /** First matching rule, or null (default deny). Looks only at indexed candidates. */
@@ -108,5 +127,6 @@ export function describeRule(rule: CompiledRule): string {
   if (c.prefectUi !== undefined) parts.push(`prefectUi=${c.prefectUi}`);
   if (c.scopes) parts.push(`scopes ${c.scopes.join(',')}`);
   if (c.claims) parts.push(`claims ${JSON.stringify(c.claims)}`);
+  if (c.body) parts.push(`body ${JSON.stringify(c.body)}`);
   return parts.join('; ');
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ROLE_NAME } from '../issuer-config.js';
+import { DEFAULT_BODY_MAX_BYTES } from './body.js';
 import { parseCidr } from './cidr.js';
 import { compilePattern, PatternError } from './pattern.js';
 import { ANONYMOUS_ROLE, BUILTIN_ROLES, MAX_ROLES } from './role-model.js';
@@ -42,6 +43,19 @@ export const QueryConditionSchema = z.union([
     }),
 ]);
 
+/**
+ * A condition on a top-level member of a JSON body (policy/body.ts): `present`; `truthy: true` =
+ * present and not a false spelling (false, 0, "false", "0", "off", "f", "n", "no"), `truthy:
+ * false` = absent or one of those. A rule with body conditions matches only a whole JSON object
+ * within `bodyMaxBytes`; otherwise the request is denied with body_missing / body_too_large /
+ * body_invalid unless a later rule allows it.
+ */
+export const BodyConditionSchema = z
+  .strictObject({ present: z.boolean().optional(), truthy: z.boolean().optional() })
+  .refine((c) => c.present !== undefined || c.truthy !== undefined, {
+    message: 'one of present, truthy is required',
+  });
+
 /** A claim condition: the claim (scalar or array) equals or contains one of the values, or a path parameter. */
 export const ClaimConditionSchema = z.union([
   SCALAR,
@@ -78,6 +92,8 @@ export const RuleSchema = z
     /** All of these must be in the token's `scope`/`scp`. */
     scopes: z.array(z.string().min(1)).min(1).optional(),
     claims: z.record(z.string().min(1), ClaimConditionSchema).optional(),
+    /** Conditions on the JSON body's top-level members (HAProxy must send the body: README). */
+    body: z.record(z.string().min(1), BodyConditionSchema).optional(),
     /** Reported as `tag` in the decision. */
     tag: LABEL.optional(),
   })
@@ -123,6 +139,8 @@ export const PolicySchema = z
     roles: z.record(ROLE_NAME, z.strictObject({ implies: z.array(ROLE_NAME).default([]) })).default({}),
     /** Evaluated before the preset; first match wins; no match denies. */
     rules: z.array(RuleSchema).default([]),
+    /** Largest body a `body` condition judges; a larger (or cut) body is denied body_too_large. */
+    bodyMaxBytes: z.number().int().min(1).max(1_048_576).default(DEFAULT_BODY_MAX_BYTES),
   })
   .superRefine((policy, ctx) => {
     const known = new Set<string>([...BUILTIN_ROLES, ...Object.keys(policy.roles)]);

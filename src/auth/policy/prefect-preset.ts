@@ -14,7 +14,10 @@ import type { PrefectPresetConfig, RuleConfigInput } from './policy-config.js';
  * segments: Prefect answers 422 for a non-UUID, and the segment count already tells routes apart.
  */
 
-/** POSTs that only read (authz-reference 3.2 "Read-only POST matcher"), minus block documents. */
+/**
+ * POSTs that only read (authz-reference 3.2 "Read-only POST matcher"). Block documents: /count
+ * only; /filter can ask for secrets in its body and has its own rule below.
+ */
 const READ_ONLY_POSTS: Array<[slug: string, path: string]> = [
   [
     'collections.filter+count+paginate',
@@ -22,6 +25,7 @@ const READ_ONLY_POSTS: Array<[slug: string, path: string]> = [
   ],
   ['artifacts.latest.filter+count+paginate', '/artifacts/latest/(filter|count|paginate)'],
   ['v2.concurrency_limits.filter+count+paginate', '/v2/concurrency_limits/(filter|count|paginate)'],
+  ['block_documents.count', '/block_documents/count'],
   [
     'work_pools.pool.queues+workers.filter+count+paginate',
     '/work_pools/:pool/(queues|workers)/(filter|count|paginate)',
@@ -46,8 +50,12 @@ export const TAG = {
   websocket: 'websocket',
 } as const;
 
-/** Worker calls made on a timer, many per minute per worker. */
-const WORKER_POLLS = ['/work_pools/:pool/get_scheduled_flow_runs', '/work_pools/:pool/workers/heartbeat'];
+/** Worker calls made on a timer, many per minute per worker (and per served flow). */
+const WORKER_POLLS = [
+  '/work_pools/:pool/get_scheduled_flow_runs',
+  '/work_pools/:pool/workers/heartbeat',
+  '/deployments/get_scheduled_flow_runs',
+];
 
 /** Websocket upgrades (GET) that only read: viewers and workers. */
 const READ_SOCKETS = ['/events/out', '/logs/out'];
@@ -67,6 +75,11 @@ const WORKER: Array<[methods: string[], path: string]> = [
   [['POST'], '/work_pools/:pool/concurrency_status'],
   [['POST'], '/work_pools/:pool/workers/filter'],
   [['POST'], '/work_pools/:pool/queues/filter'],
+  [['GET'], '/work_pools/:pool/queues/:queue'],
+  // Prefect's event client reads the run's work queue to attach it to every event it sends.
+  [['GET'], '/work_queues/:id'],
+  // Served flows (flow.serve, prefect.serve) poll here.
+  [['POST'], WORKER_POLLS[2] as string],
   [['POST'], '/work_pools'],
   [['PATCH'], '/work_pools/:pool'],
   [['GET'], '/deployments/:id'],
@@ -83,7 +96,8 @@ const WORKER: Array<[methods: string[], path: string]> = [
   [['GET', 'DELETE'], '/flow_runs/:id/input/:key'],
   [['PATCH'], '/flow_runs/:id/labels'],
   [['POST'], '/task_runs'],
-  [['GET', 'PATCH'], '/task_runs/:id'],
+  // DELETE: a task worker deletes a scheduled run of a task it does not serve.
+  [['GET', 'PATCH', 'DELETE'], '/task_runs/:id'],
   [['POST'], '/task_runs/:id/set_state'],
   [['POST'], '/task_runs/filter'],
   [['POST'], '/logs'],
@@ -100,6 +114,9 @@ const WORKER: Array<[methods: string[], path: string]> = [
   [['GET'], '/variables/:id'],
   [['GET'], '/variables/name/:name'],
   [['POST'], '/variables/filter'],
+  // Variable.set from flow code: create, or overwrite by name.
+  [['POST'], '/variables'],
+  [['PATCH'], '/variables/name/:name'],
   [['GET'], '/admin/storage'],
   [['POST'], '/concurrency_limits/(increment|decrement)'],
   [['POST'], '/v2/concurrency_limits/(increment|decrement|increment-with-lease|decrement-with-lease)'],
@@ -139,6 +156,8 @@ const OPERATOR: Array<[methods: string[], path: string]> = [
   [['POST'], '/deployments/:id/(pause_deployment|resume_deployment)'],
   [['POST'], '/flow_runs/:id/(set_state|resume|input)'],
   [['POST'], '/flow_runs/bulk_set_state'],
+  // The UI's "change state" on a task run.
+  [['POST'], '/task_runs/:id/set_state'],
   [['PATCH'], '/flow_runs/:id/labels'],
   [['POST'], '/concurrency_limits/tag/:tag/reset'],
   [['POST'], '/work_queues/:id/get_runs'],
@@ -158,6 +177,10 @@ const DEVELOPER: Array<[methods: string[], path: string]> = [
   [WRITE, '/(concurrency_limits|saved_searches)/**'],
   [WRITE, '/v2/concurrency_limits/**'],
   [['POST'], '/(block_types|block_schemas)'],
+  // Block.save() and `prefect block register` update the block type they register.
+  [['PATCH'], '/block_types/:id'],
+  // The automation editor renders its templates here (/automations/templates/validate is above).
+  [['POST'], '/templates/validate'],
   [['DELETE'], '/(flow_runs|task_runs)/:id'],
 ];
 
@@ -213,7 +236,7 @@ export function prefectPresetRules(options: PrefectPresetConfig): RuleConfigInpu
   add({ name: 'prefect.admin', path: api('/**'), roles: ['admin'] });
 
   // Secrets: block reads with include_secrets (query). The JSON-body variant on
-  // POST /block_documents/filter is not given to viewers at all.
+  // POST /block_documents/filter is judged on its body further down.
   add({
     name: 'prefect.developer.get.secrets',
     methods: ['GET'],
@@ -279,6 +302,15 @@ export function prefectPresetRules(options: PrefectPresetConfig): RuleConfigInpu
   for (const [methods, path] of DEVELOPER) {
     add({ name: ruleName('developer', methods, path), methods, path: api(path), roles: ['developer'] });
   }
+  // Secrets asked for in the body (developers and admins matched above).
+  add({
+    name: 'prefect.deny.body-secrets',
+    effect: 'deny',
+    methods: ['POST'],
+    path: api('/block_documents/filter'),
+    body: { include_secrets: { truthy: true } },
+    tag: 'secrets',
+  });
 
   for (const path of READ_SOCKETS) {
     add({
@@ -299,23 +331,20 @@ export function prefectPresetRules(options: PrefectPresetConfig): RuleConfigInpu
       tag: TAG.safeRetry,
     });
   }
+  // The Blocks page: block documents without secrets. HAProxy sends this route's body.
+  add({
+    name: 'prefect.viewer.post.block_documents.filter',
+    methods: ['POST'],
+    path: api('/block_documents/filter'),
+    body: { include_secrets: { truthy: false } },
+    roles: ['viewer'],
+    tag: TAG.safeRetry,
+  });
   add({
     name: 'prefect.viewer.ui-get-runs',
     methods: ['POST'],
     path: api('/work_queues/:id/get_runs'),
     prefectUi: true,
-    roles: ['viewer'],
-  });
-  add({
-    name: 'prefect.viewer.saved-search',
-    methods: ['PUT'],
-    path: api('/saved_searches'),
-    roles: ['viewer'],
-  });
-  add({
-    name: 'prefect.viewer.saved-search-delete',
-    methods: ['DELETE'],
-    path: api('/saved_searches/:id'),
     roles: ['viewer'],
   });
 

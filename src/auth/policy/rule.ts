@@ -1,6 +1,7 @@
 import type { BlockList } from 'node:net';
 import { type Claims, claimAt, claimMatches, tokenScopes } from '../claims.js';
 import type { ClaimValue } from '../decision.js';
+import { type BodyCondition, type BodyFailure, bodyMatches, type JsonObject, parseJsonBody } from './body.js';
 import { addressIn, blockListOf, parseCidr } from './cidr.js';
 import { type CompiledPattern, capturePattern, compilePattern, matchPattern } from './pattern.js';
 import type { RuleConfig } from './policy-config.js';
@@ -23,12 +24,32 @@ export interface MatchContext {
   hostname: string | null | undefined;
   /** `scope` + `scp` of the token, computed when a rule first asks. */
   scopes: ReadonlySet<string> | null;
+  /** The body as HAProxy sent it (null: none), its declared length, and the bound to judge it by. */
+  readonly body: Uint8Array | null;
+  readonly bodySize: number | null;
+  readonly bodyMaxBytes: number;
+  /** The parsed body or why it cannot be judged; undefined until a rule with `body` asks. */
+  bodyState: JsonObject | BodyFailure | undefined;
+  /**
+   * Set when a rule that could have matched needed a body that cannot be judged; if no later
+   * rule matches, the denial gives this as its reason instead of a plain default deny.
+   */
+  bodyFailure: BodyFailure | null;
 }
 
 /** A verified token as rules see it: its claims, which an Identity decodes when first asked. */
 export interface TokenClaims {
   readonly claims: Claims;
 }
+
+/** Request fields beyond the common ones, for the few rules that read the body. */
+export interface BodyInput {
+  readonly body: Uint8Array | null;
+  readonly bodySize: number | null;
+  readonly maxBytes: number;
+}
+
+const NO_BODY: BodyInput = Object.freeze({ body: null, bodySize: null, maxBytes: 0 });
 
 export function newMatchContext(
   method: string,
@@ -39,6 +60,7 @@ export function newMatchContext(
   prefectUi: boolean,
   token: TokenClaims | null,
   roleMask: number,
+  body: BodyInput = NO_BODY,
 ): MatchContext {
   return {
     method,
@@ -52,6 +74,11 @@ export function newMatchContext(
     params: null,
     hostname: undefined,
     scopes: null,
+    body: body.body,
+    bodySize: body.bodySize,
+    bodyMaxBytes: body.maxBytes,
+    bodyState: undefined,
+    bodyFailure: null,
   };
 }
 
@@ -86,6 +113,7 @@ export interface CompiledRule {
   readonly allMask: number;
   readonly scopes: readonly string[] | null;
   readonly claims: readonly ClaimCondition[] | null;
+  readonly body: readonly BodyCondition[] | null;
   /** The rule as configured, for explain. */
   readonly config: RuleConfig;
 }
@@ -137,6 +165,13 @@ export function compileRule(
           if (typeof c === 'object' && !Array.isArray(c)) return { path, values: null, param: c.param };
           return { path, values: Array.isArray(c) ? c : [c], param: null };
         })
+      : null,
+    body: config.body
+      ? Object.entries(config.body).map(([name, c]) => ({
+          name,
+          present: c.present ?? null,
+          truthy: c.truthy ?? null,
+        }))
       : null,
     config,
   };
@@ -231,6 +266,16 @@ export function ruleMismatch(rule: CompiledRule, ctx: MatchContext): string | nu
       const expected = cond.values ?? [decodeParam(params?.get(cond.param as string) ?? '')];
       if (!claimMatches(claimAt(claims, cond.path), expected)) return 'claims';
     }
+  }
+  // Last: the only check that parses anything, and only for the routes HAProxy sends a body for.
+  if (rule.body !== null) {
+    ctx.bodyState ??= parseJsonBody(ctx.body, ctx.bodySize, ctx.bodyMaxBytes);
+    const body = ctx.bodyState;
+    if (typeof body === 'string') {
+      ctx.bodyFailure ??= body;
+      return body;
+    }
+    for (const cond of rule.body) if (!bodyMatches(cond, body)) return 'body';
   }
   return null;
 }

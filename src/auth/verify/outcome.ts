@@ -3,7 +3,6 @@
  * same way whichever verifier (node:crypto fast path or jose) checked the signature.
  */
 import type { JWTPayload } from 'jose';
-import type { Claims } from '../claims.js';
 import { type ForwardClaimSpec, forwardClaims, hasControlCharacters, tokenScopes } from '../claims.js';
 import { Identity } from '../identity.js';
 import type { CompiledIssuer } from '../issuer.js';
@@ -28,8 +27,11 @@ export function verifiedIdentity(
   kid: unknown,
   forward: readonly ForwardClaimSpec[],
   trace: string[] | null,
-  payloadSegment: string,
-  decodePayload: (segment: string) => Claims,
+  /**
+   * The verified token's payload segment, when `payload` is exactly its decoding: the identity
+   * then decodes the claims again when a rule reads them instead of keeping `payload`.
+   */
+  payloadSegment?: string,
 ): VerifyOutcome {
   const sub = payload.sub;
   if (
@@ -38,6 +40,8 @@ export function verifiedIdentity(
   ) {
     return fail('bad_claims', issuer.iss, 'sub must be a printable string of at most 512 characters');
   }
+  const failure = issuer.checks.run(payload);
+  if (failure !== null) return fail(failure.reason, issuer.iss, failure.detail);
   const tol = issuer.toleranceSeconds;
   let expires = payload.exp as number;
   const maxAge = issuer.config.maxTokenAgeSeconds;
@@ -57,16 +61,19 @@ export function verifiedIdentity(
       roles: sharedRoles(issuer.roles.roles(payload)),
       forwarded: forwardClaims(payload, forward),
     },
-    payloadSegment,
-    decodePayload,
+    payloadSegment ?? payload,
   );
   if (trace) {
     trace.push(`signature: verified (alg ${identity.alg}, kid ${identity.kid ?? '(none)'})`);
     trace.push(
-      `claims: iss, aud in [${issuer.config.audiences.join(', ')}], exp ${payload.exp}` +
+      `claims: iss, ${issuer.config.audienceClaim} in [${issuer.config.audiences.join(', ')}], exp ${payload.exp}` +
         `${payload.nbf === undefined ? '' : `, nbf ${payload.nbf}`}` +
         `${issuer.config.typ ? `, typ ${issuer.config.typ}` : ''}, tolerance ${tol}s: ok`,
     );
+    if (issuer.checks.descriptions.length > 0)
+      trace.push(
+        `issuer checks (profile ${issuer.config.profile}): ${issuer.checks.descriptions.join('; ')}: ok`,
+      );
     trace.push(`subject: ${identity.sub ?? '(none)'}`);
     trace.push(
       `roles from claims [${issuer.config.roles.claims.join(', ')}]: [${identity.roles.join(', ')}]`,

@@ -4,6 +4,8 @@
  */
 export interface TokenSources {
   readonly bearer: boolean;
+  /** `Authorization: Basic` is a credential (auth strings are configured: src/auth/apikeys/). */
+  readonly basic?: boolean;
   readonly cookie: string | null;
   readonly header: string | null;
   readonly maxBytes: number;
@@ -23,6 +25,17 @@ export class TokenRejection {
   }
 }
 
+/**
+ * `Authorization: Basic <token68>` (RFC 7617), as Prefect clients send PREFECT_API_AUTH_STRING:
+ * the base64 part, not decoded yet (apikeys/ decodes and checks it).
+ */
+export class BasicCredential {
+  readonly encoded: string;
+  constructor(encoded: string) {
+    this.encoded = encoded;
+  }
+}
+
 const EMPTY = new TokenRejection('empty token');
 const OVERSIZED = new TokenRejection('token larger than the configured limit');
 
@@ -31,6 +44,24 @@ function isSpace(c: number): boolean {
 }
 
 const BEARER = 'bearer';
+const BASIC = 'basic';
+
+/** The token68 after `Basic` (any case), or null for another scheme; '' for a bare "Basic". */
+function basicToken(value: string): string | null {
+  let start = 0;
+  let end = value.length;
+  while (start < end && isSpace(value.charCodeAt(start))) start++;
+  while (end > start && isSpace(value.charCodeAt(end - 1))) end--;
+  if (end - start < 5) return null;
+  for (let i = 0; i < 5; i++) {
+    if ((value.charCodeAt(start + i) | 0x20) !== BASIC.charCodeAt(i)) return null;
+  }
+  if (end - start === 5) return '';
+  if (!isSpace(value.charCodeAt(start + 5))) return null;
+  let t = start + 6;
+  while (t < end && isSpace(value.charCodeAt(t))) t++;
+  return value.slice(t, end);
+}
 
 /**
  * RFC 6750 2.1 `Bearer` (any case) + spaces/tabs + token, surrounding whitespace ignored;
@@ -63,11 +94,22 @@ function unquote(value: string): string {
 /**
  * The first source present wins, in this order: Authorization Bearer, custom header, cookie.
  * An Authorization header with another scheme (Basic, as Prefect's UI sends) is not a token
- * and lets the other sources speak. Returns null when no source offers a token.
+ * and lets the other sources speak, unless `sources.basic`: then Basic is a credential of its
+ * own and decides alone. Returns null when no source offers a token.
  */
-export function extractToken(req: TokenInput, sources: TokenSources): string | TokenRejection | null {
+export function extractToken(
+  req: TokenInput,
+  sources: TokenSources,
+): string | TokenRejection | BasicCredential | null {
   let token: string | null = null;
   if (sources.bearer && req.authorization) token = bearerToken(req.authorization);
+  if (token === null && sources.basic === true && req.authorization) {
+    const basic = basicToken(req.authorization);
+    if (basic !== null) {
+      if (basic.length === 0) return EMPTY;
+      return basic.length > sources.maxBytes ? OVERSIZED : new BasicCredential(basic);
+    }
+  }
   if (token === null && sources.header !== null && req.tokenHeader) {
     token = bearerToken(req.tokenHeader) ?? req.tokenHeader.trim();
   }
@@ -120,8 +162,12 @@ export function decodeSegment(segment: string): Record<string, unknown> | undefi
 }
 
 /** Which source extractToken() takes the token from (for explain). */
-export function tokenSourceOf(req: TokenInput, sources: TokenSources): 'bearer' | 'header' | 'cookie' | null {
+export function tokenSourceOf(
+  req: TokenInput,
+  sources: TokenSources,
+): 'bearer' | 'basic' | 'header' | 'cookie' | null {
   if (sources.bearer && req.authorization && bearerToken(req.authorization) !== null) return 'bearer';
+  if (sources.basic === true && req.authorization && basicToken(req.authorization) !== null) return 'basic';
   if (sources.header !== null && req.tokenHeader) return 'header';
   if (sources.cookie !== null && req.cookie) return 'cookie';
   return null;

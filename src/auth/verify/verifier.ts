@@ -1,11 +1,14 @@
 import { type JWTVerifyOptions, type JWTVerifyResult, jwtVerify } from 'jose';
 import type { ForwardClaimSpec } from '../claims.js';
 import type { CompiledIssuer } from '../issuer.js';
+import { describeProfile } from '../issuer-profiles.js';
 import type { Reason } from '../reasons.js';
+import { AlbVerifier } from './alb-token.js';
 import { type ClaimRules, checkClaimsSet, compileClaimRules } from './claims-validation.js';
 import { reasonForJoseError } from './jose-reasons.js';
-import { type FastHeader, type FastKey, fastHeader, strictUtf8 } from './jws.js';
+import { type FastHeader, type FastKey, fastHeader } from './jws.js';
 import { fail, type VerifyOutcome, verifiedIdentity } from './outcome.js';
+import { jsonObject, parseClaimsSet } from './segments.js';
 import { compactShapeProblem, decodeSegment } from './token-source.js';
 
 export type { VerifyOutcome } from './outcome.js';
@@ -70,6 +73,8 @@ const MAX_HEADER_HINTS = 256;
  */
 export class TokenVerifier {
   private readonly byIss: ReadonlyMap<string, CompiledIssuer>;
+  /** Issuers with profile aws-alb: their tokens are not compact JWS (alb-token.ts). */
+  private readonly alb: AlbVerifier | null;
   private readonly forward: readonly ForwardClaimSpec[];
   private readonly headers = new Map<string, HeaderHint>();
   /** Claim rules per jwtVerify options object (issuer.optionsAt makes one per second). */
@@ -87,7 +92,9 @@ export class TokenVerifier {
     forward: readonly ForwardClaimSpec[],
     options: { readonly verifier?: VerifierMode } = {},
   ) {
-    this.byIss = new Map(issuers.map((i) => [i.iss, i]));
+    this.byIss = new Map(issuers.flatMap((i) => i.isses.map((iss) => [iss, i] as const)));
+    const alb = new AlbVerifier(issuers, forward);
+    this.alb = alb.empty ? null : alb;
     this.forward = forward;
     this.fastPath = (options.verifier ?? 'fast') === 'fast';
   }
@@ -103,6 +110,18 @@ export class TokenVerifier {
     trace: string[] | null,
     done?: (outcome: VerifyOutcome) => void,
   ): VerifyOutcome | Promise<VerifyOutcome> {
+    if (this.alb !== null) {
+      // An ALB token is known by the `signer` in its header, padded or not (alb-token.ts).
+      const outcome = this.alb.verify(token, nowMs, trace);
+      if (outcome !== null) {
+        this.paths.jose++;
+        if (!(outcome instanceof Promise)) return report(outcome, done);
+        return outcome.then(
+          (o) => report(o, done),
+          (bug: unknown) => report(fail('keys_unavailable', null, `internal error: ${String(bug)}`), done),
+        );
+      }
+    }
     if (!COMPACT_JWS.test(token)) {
       return report(
         fail('malformed_token', null, `not a compact JWS: ${compactShapeProblem(token) ?? 'invalid'}`),
@@ -135,6 +154,10 @@ export class TokenVerifier {
       return report(fail('unknown_issuer', null, why), done);
     }
     trace?.push(`issuer: ${issuer.iss} -> ${issuer.id} (keys: ${issuer.keys.kind})`);
+    if (trace && issuer.config.profile !== 'generic')
+      trace.push(
+        `profile ${issuer.config.profile} set: ${describeProfile(issuer.config).join(', ') || '(nothing)'}`,
+      );
     const options = issuer.optionsAt(nowMs);
     if (this.fastPath && hint.fast) {
       let outcome: VerifyOutcome | Promise<VerifyOutcome> | null;
@@ -250,7 +273,6 @@ export class TokenVerifier {
       this.forward,
       trace,
       payloadSegment,
-      decodeVerifiedPayload,
     );
   }
 
@@ -315,36 +337,8 @@ export class TokenVerifier {
       this.forward,
       trace,
       payloadSegment,
-      decodeVerifiedPayload,
     );
   }
-}
-
-/** A decoded segment as jose reads it (strict UTF-8, BOM stripped, JSON), if a plain JSON object. */
-function jsonObject(bytes: Buffer): Record<string, unknown> | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(strictUtf8(bytes));
-  } catch {
-    return null;
-  }
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : null;
-}
-
-/** The claims set of a payload, or null when it is not a JSON object (jose: JWTInvalid). */
-function parseClaimsSet(bytes: Buffer): Record<string, unknown> | null {
-  return jsonObject(bytes);
-}
-
-/**
- * The claims set of a verified token's payload segment, decoded again as verify() decoded it
- * (Identity.claims). Verification proved it a JSON object; an empty set would only ever fail
- * a scope or claim condition.
- */
-function decodeVerifiedPayload(segment: string): Record<string, unknown> {
-  return parseClaimsSet(Buffer.from(segment, 'base64url')) ?? {};
 }
 
 /**

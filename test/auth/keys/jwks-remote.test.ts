@@ -64,6 +64,7 @@ describe('OIDC discovery and JWKS fetch', () => {
     const e = engine(s);
     expect(e.ready()).toBe(false);
     await e.start();
+    expect(e.issuerStatus()[0]?.lastError).toBe(null);
     expect(e.ready()).toBe(true);
     expect(s.hits).toEqual({ discovery: 1, jwks: 1 });
     expect(e.issuerStatus()[0]).toMatchObject({

@@ -45,7 +45,8 @@ describe('custom rules', () => {
     expect(await run(e, 'PUT', '/b/z/anything')).toBe('missing_token');
     expect(await run(e, 'DELETE', '/c')).toBe('rest');
     expect(await run(e, 'DELETE', '/c/d/e/f/g')).toBe('rest');
-    expect(await run(e, 'get', '/a/1')).toBe('missing_token');
+    // Methods are case-sensitive to some servers and not to others: refused.
+    expect(await run(e, 'get', '/a/1')).toBe('bad_request');
   });
 
   it('first match wins, default deny; deny rules carry name and tag', async () => {
@@ -86,7 +87,9 @@ describe('custom rules', () => {
       { name: 'not-secret', path: '/s', query: { include_secrets: { truthy: false } }, anonymous: true },
     ]);
     expect(await run(e, 'GET', '/q', { query: 'mode=fast' })).toBe('eq');
-    expect(await run(e, 'GET', '/q', { query: 'mode=slow&mode=fast' })).toBe('eq');
+    // A parameter a rule reads, given twice with different values: servers pick differently.
+    expect(await run(e, 'GET', '/q', { query: 'mode=slow&mode=fast' })).toBe('bad_request');
+    expect(await run(e, 'GET', '/q', { query: 'mode=fast&mode=fast' })).toBe('eq');
     expect(await run(e, 'GET', '/q', { query: 'mode=Fast' })).toBe('missing_token');
     expect(await run(e, 'GET', '/q', { query: 'debug' })).toBe('present');
     expect(await run(e, 'GET', '/q', { query: 'm%6Fde=f%61st' })).toBe('eq');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  BasicCredential,
   compactShapeProblem,
   extractToken,
   TokenRejection,
@@ -28,6 +29,20 @@ describe('extractToken', () => {
     );
     expect(extractToken({ ...none, authorization: 'Basic dXNlcjpwYXNz' }, all)).toBeNull();
     expect(extractToken({ ...none, authorization: 'Bearerabc.def.ghi' }, all)).toBeNull();
+  });
+
+  it('with a keys file (sources.basic), Basic is a credential of its own and decides alone', () => {
+    const keys: TokenSources = { ...all, basic: true };
+    const got = extractToken({ ...none, authorization: 'basic  dXNlcjpwYXNz ', cookie: 'c.o.k' }, keys);
+    expect(got).toBeInstanceOf(BasicCredential);
+    expect((got as BasicCredential).encoded).toBe('dXNlcjpwYXNz');
+    expect(tokenSourceOf({ ...none, authorization: 'Basic dXNlcjpwYXNz' }, keys)).toBe('basic');
+    expect(extractToken({ ...none, authorization: 'Basic' }, keys)).toBeInstanceOf(TokenRejection);
+    expect(extractToken({ ...none, authorization: `Basic ${'A'.repeat(65)}` }, keys)).toBeInstanceOf(
+      TokenRejection,
+    );
+    expect(extractToken({ ...none, authorization: 'Basicx' }, keys)).toBeNull();
+    expect(extractToken({ ...none, authorization: 'Bearer a.a.a' }, keys)).toBe('a.a.a');
   });
 
   it('prefers Authorization, then the custom header, then the cookie', () => {
