@@ -6,7 +6,8 @@ export default defineConfig({
   test: {
     include: ['test/systemd/**/*.test.ts'],
     testTimeout: 60_000,
-    hookTimeout: 600_000,
+    // A first run debootstraps (about 1-2 min on an idle machine, 8 min seen under heavy load).
+    hookTimeout: 720_000,
     maxWorkers: 1,
     reporters: ['default'],
   },

@@ -69,6 +69,7 @@ export class AgentMetrics {
   private readonly decisionCounts = new Map<string, DecisionCount>();
   private readonly countsByDecision = new WeakMap<Decision, DecisionCount>();
   private readonly latency: FastHistogram;
+  private readonly reloads = { ok: 0, failed: 0, lastOk: true };
 
   constructor(sources: MetricsSources, registry: Registry = new Registry()) {
     this.registry = registry;
@@ -257,6 +258,23 @@ export class AgentMetrics {
       [],
       (c) => c.inc(spop.stats.refused),
     );
+    const reloads = this.reloads;
+    engineCounter(
+      'config_reloads_total',
+      'Config reloads (SIGHUP) by result: ok, failed (old config kept)',
+      ['result'],
+      (c) => {
+        c.inc({ result: 'ok' }, reloads.ok);
+        c.inc({ result: 'failed' }, reloads.failed);
+      },
+    );
+    engineGauge(
+      'config_last_reload_successful',
+      '0 when the last reload failed: the agent serves an older config than its file',
+      [],
+      (g) => g.set(reloads.lastOk ? 1 : 0),
+      'min',
+    );
     engineCounter(
       'spop_disconnects_total',
       'AGENT-DISCONNECT frames sent by status code',
@@ -265,6 +283,13 @@ export class AgentMetrics {
         for (const [status, n] of Object.entries(spop.stats.disconnectsByStatus)) c.inc({ status }, n);
       },
     );
+  }
+
+  /** A config reload (SIGHUP) applied, or refused with the old config kept. */
+  onConfigReload(ok: boolean): void {
+    if (ok) this.reloads.ok++;
+    else this.reloads.failed++;
+    this.reloads.lastOk = ok;
   }
 
   /** Hot path: one decision made. */

@@ -4,6 +4,7 @@
  * name). A missing `method` or `path` makes the request unanswerable: the caller denies it
  * with `bad_request`.
  */
+import { type ClientCertificate, sha256Arg } from '../auth/client-cert.js';
 import type { AuthzRequest } from '../auth/decision.js';
 import type { NotifyMessage } from '../spop/index.js';
 
@@ -30,6 +31,14 @@ export const ARG = {
   prefectUi: 'prefect_ui',
   body: 'body',
   bodySize: 'body_size',
+  /** `ssl_c_used`: the connection carries a client certificate (BOOL). */
+  certUsed: 'ssl_c_used',
+  /** `ssl_c_verify`: OpenSSL's verify result for it, 0 = OK (INT). */
+  certVerify: 'ssl_c_verify',
+  /** `ssl_c_s_dn`: its subject DN (STRING). */
+  certSubject: 'ssl_c_s_dn',
+  /** `ssl_c_der,sha2(256)`: SHA-256 of its DER (BINARY, or 64 hex digits as STRING). */
+  certSha256: 'ssl_c_sha256',
 } as const;
 
 /** Every arg the agent reads; `check --spoe-conf` compares a SPOE file against it. */
@@ -70,6 +79,7 @@ class MessageRequest implements AuthzRequest {
   private idValue: string | null | undefined = UNREAD;
   private bodyValue: Uint8Array | null | undefined = UNREAD;
   private bodySizeValue: number | null | undefined = UNREAD;
+  private clientCertValue: ClientCertificate | null | undefined = UNREAD;
 
   constructor(msg: NotifyMessage, method: string, path: string) {
     this.msg = msg;
@@ -112,6 +122,12 @@ class MessageRequest implements AuthzRequest {
     return this.prefectUiValue;
   }
 
+  /** null unless `ssl_c_used` is true: no certificate, or a SPOE config that does not send one. */
+  get clientCert(): ClientCertificate | null {
+    if (this.clientCertValue === UNREAD) this.clientCertValue = readClientCert(this.msg);
+    return this.clientCertValue;
+  }
+
   get id(): string | null {
     if (this.idValue === UNREAD) this.idValue = this.msg.getString(ARG.id);
     return this.idValue;
@@ -138,4 +154,16 @@ class MessageRequest implements AuthzRequest {
 /** `X-Prefect-UI: true` (Prefect compares case-insensitively). */
 function isTrueHeader(value: string | null): boolean {
   return value !== null && value.length === 4 && value.toLowerCase() === 'true';
+}
+
+function readClientCert(msg: NotifyMessage): ClientCertificate | null {
+  if (msg.getBool(ARG.certUsed) !== true) return null;
+  const verify = msg.getInt(ARG.certVerify);
+  const digest = msg.get(ARG.certSha256)?.value;
+  return {
+    // No ssl_c_verify is not a verified certificate.
+    verified: verify !== null && Number(verify) === 0,
+    subject: msg.getString(ARG.certSubject),
+    sha256: sha256Arg(digest instanceof Uint8Array || typeof digest === 'string' ? digest : null),
+  };
 }

@@ -9,6 +9,8 @@ export interface RequestReads {
   readonly prefectUi: boolean;
   /** Some rule looks at the body: a request that carries one is never answered from memory. */
   readonly body: boolean;
+  /** Some rule looks at the client certificate (whether it verified, its subject). */
+  readonly cert: boolean;
 }
 
 /** A remembered decision and the request fields it was made for (unread fields null/false). */
@@ -19,6 +21,8 @@ interface Entry {
   readonly host: string | null;
   readonly src: string | null;
   readonly prefectUi: boolean;
+  /** certKey() of the request's client certificate. */
+  readonly cert: string | null;
   readonly decision: Decision;
   readonly next: Entry | null;
 }
@@ -67,7 +71,8 @@ export class DecisionMemo {
       (!r.query || e.query === req.query) &&
       (!r.host || e.host === req.host) &&
       (!r.src || e.src === req.src) &&
-      (!r.prefectUi || e.prefectUi === (req.prefectUi === true))
+      (!r.prefectUi || e.prefectUi === (req.prefectUi === true)) &&
+      (!r.cert || e.cert === certKey(req))
     );
   }
 
@@ -85,6 +90,7 @@ export class DecisionMemo {
       host: r.host ? detachedOrNull(req.host) : null,
       src: r.src ? detachedOrNull(req.src) : null,
       prefectUi: r.prefectUi && req.prefectUi === true,
+      cert: r.cert ? certKey(req) : null,
       decision,
       next: this.head,
     };
@@ -109,4 +115,10 @@ function sharedPath(path: string): string {
   const own = detached(path);
   if (sharedPaths.size < MAX_SHARED_PATHS) sharedPaths.set(own, own);
   return own;
+}
+
+/** What rules read of a client certificate: whether it verified, and its subject. */
+function certKey(req: AuthzRequest): string | null {
+  const c = req.clientCert;
+  return c === null || c === undefined ? null : `${c.verified ? 1 : 0}${c.subject ?? ''}`;
 }

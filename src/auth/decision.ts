@@ -1,3 +1,4 @@
+import type { ClientCertificate } from './client-cert.js';
 import { type DecisionStatus, type Reason, STATUS_BY_REASON } from './reasons.js';
 
 /** What HAProxy tells us about a request (names map 1:1 to SPOE message arguments). */
@@ -15,6 +16,8 @@ export interface AuthzRequest {
   tokenHeader?: string | null;
   /** Client IP in text form (v4 or v6). */
   src: string | null;
+  /** The client certificate HAProxy verified on this connection (SPOE args ssl_c_*), or null. */
+  clientCert?: ClientCertificate | null;
   /** `X-Prefect-UI: true` was sent. */
   prefectUi?: boolean;
   /** HAProxy unique-id, for logs only. */

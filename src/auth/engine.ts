@@ -7,6 +7,7 @@ import {
 } from './apikeys/credential-store.js';
 import { looksLikeApiKey } from './apikeys/key-format.js';
 import { compileClaimPath } from './claims.js';
+import { bindingProblem } from './client-cert.js';
 import { type AuthzRequest, type CacheOutcome, type Decision, makeDecision, NO_CLAIMS } from './decision.js';
 import { DecisionMemo } from './decision-memo.js';
 import { detached } from './detached.js';
@@ -325,6 +326,14 @@ export class AuthzEngine {
     cache: CacheOutcome,
     tokenCache: boolean,
   ): Decision {
+    // Before any remembered decision: the binding depends on the connection, not the token.
+    if (
+      identity.certThumbprint !== null &&
+      bindingProblem(identity.certThumbprint, req.clientCert) !== null
+    ) {
+      if (tokenCache) this.counters.hits++;
+      return denial('cert_mismatch', identity.iss, cache);
+    }
     const policy = this.policy;
     if (identity.maskGeneration !== policy.generation) this.refreshMasks(identity, policy);
     // A body is judged afresh every time (bodies differ where paths do not).
@@ -465,6 +474,14 @@ export class AuthzEngine {
     trace: string[] | null,
     verbose = false,
   ): Decision {
+    if (identity.certThumbprint !== null) {
+      const problem = bindingProblem(identity.certThumbprint, req.clientCert);
+      if (problem !== null) {
+        trace?.push(`client certificate: ${problem}`);
+        return denial('cert_mismatch', identity.iss, cache);
+      }
+      trace?.push('client certificate: the one the token is bound to (cnf x5t#S256)');
+    }
     const policy = this.policy;
     if (identity.maskGeneration !== policy.generation) this.refreshMasks(identity, policy);
     if (trace) {
@@ -571,5 +588,6 @@ function requestContext(
     policy.reads.body
       ? { body: req.body ?? null, bodySize: req.bodySize ?? null, maxBytes: policy.config.bodyMaxBytes }
       : undefined,
+    policy.reads.cert ? (req.clientCert ?? null) : null,
   );
 }

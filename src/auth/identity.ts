@@ -26,6 +26,8 @@ export class Identity {
   /** Our role names from the issuer's mapping (not yet filtered by the policy's roles). */
   readonly roles: readonly string[];
   readonly forwarded: ForwardedClaims;
+  /** `cnf.x5t#S256` (RFC 8705): the token is valid only with this client certificate. */
+  readonly certThumbprint: string | null;
   /** Role masks memoised for one policy generation (see CompiledPolicy.generation). */
   maskGeneration = 0;
   directMask = 0;
@@ -51,6 +53,7 @@ export class Identity {
     this.notBeforeMs = fields.notBeforeMs;
     this.roles = fields.roles;
     this.forwarded = fields.forwarded;
+    this.certThumbprint = fields.certThumbprint;
     this.claimsSource = claims;
   }
 

@@ -21,6 +21,8 @@ export const REASONS = [
   'bad_credentials',
   'revoked',
   'credentials_busy',
+  // A certificate-bound token (RFC 8705 cnf x5t#S256) without its client certificate.
+  'cert_mismatch',
 ] as const;
 
 export type Reason = (typeof REASONS)[number];
@@ -54,6 +56,7 @@ export const STATUS_BY_REASON: Readonly<Record<Reason, DecisionStatus>> = {
   bad_credentials: 401,
   revoked: 401,
   credentials_busy: 503,
+  cert_mismatch: 401,
 };
 
 /** Token failures worth remembering briefly: retrying them cannot succeed within seconds. */

@@ -81,7 +81,9 @@ async function runWorker(values: CliValues, config: AgentConfig, logger: Logger)
     reloading = reloading.then(async () => {
       try {
         await runtime.reload(load(values));
+        runtime.metrics.onConfigReload(true);
       } catch (err) {
+        runtime.metrics.onConfigReload(false);
         const detail = err instanceof ConfigError ? err.issues.map(formatIssue) : String(err);
         logger.error({ err: detail }, 'config reload failed; keeping the running config');
       }

@@ -38,6 +38,10 @@ const FULL: NamedValue[] = [
   { name: 'prefect_ui', value: 'True' },
   { name: 'body', value: new Uint8Array([0x7b, 0x7d]) },
   { name: 'body_size', value: 2 },
+  { name: 'ssl_c_used', value: true },
+  { name: 'ssl_c_verify', value: 0 },
+  { name: 'ssl_c_s_dn', value: '/O=Acme/CN=alice' },
+  { name: 'ssl_c_sha256', value: new Uint8Array(32).fill(0xab) },
 ];
 
 describe('readAuthorizeArgs', () => {
@@ -56,6 +60,7 @@ describe('readAuthorizeArgs', () => {
       prefectUi: req.prefectUi,
       body: req.body === null || req.body === undefined ? null : Buffer.from(req.body).toString(),
       bodySize: req.bodySize,
+      clientCert: req.clientCert,
     }).toEqual({
       method: 'POST',
       path: '/api/flows/filter',
@@ -69,8 +74,38 @@ describe('readAuthorizeArgs', () => {
       prefectUi: true,
       body: '{}',
       bodySize: 2,
+      clientCert: {
+        verified: true,
+        subject: '/O=Acme/CN=alice',
+        sha256: Buffer.alloc(32, 0xab).toString('base64url'),
+      },
     });
     expect(KNOWN_ARGS).toEqual(FULL.map((a) => a.name));
+  });
+
+  it.each([
+    ['no ssl_c_used (a plain bind, or a SPOE file without the args)', [], null],
+    ['ssl_c_used false', [{ name: 'ssl_c_used', value: false }], null],
+    [
+      'not verified (ssl_c_verify 20), digest as 64 hex digits',
+      [
+        { name: 'ssl_c_used', value: true },
+        { name: 'ssl_c_verify', value: 20 },
+        { name: 'ssl_c_sha256', value: 'AB'.repeat(32) },
+      ],
+      { verified: false, subject: null, sha256: Buffer.alloc(32, 0xab).toString('base64url') },
+    ],
+    [
+      'no ssl_c_verify is not verified; a digest of the wrong size is none',
+      [
+        { name: 'ssl_c_used', value: true },
+        { name: 'ssl_c_sha256', value: new Uint8Array(20) },
+      ],
+      { verified: false, subject: null, sha256: null },
+    ],
+  ] as Array<[string, NamedValue[], unknown]>)('client certificate: %s', (_, args, want) => {
+    const req = readAuthorizeArgs(messageOf([...FULL.slice(0, 2), ...args]))!;
+    expect(req.clientCert).toEqual(want);
   });
 
   const cases: Array<[string, NamedValue[], Record<string, unknown>]> = [

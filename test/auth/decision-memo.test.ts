@@ -233,7 +233,14 @@ describe('DecisionMemo', () => {
       preset: 'none',
       rules: [{ methods: '*', path: '/**', roles: ['viewer'] }],
     });
-    expect(noHosts.reads).toEqual({ query: false, host: false, src: false, prefectUi: false, body: false });
+    expect(noHosts.reads).toEqual({
+      query: false,
+      host: false,
+      src: false,
+      prefectUi: false,
+      body: false,
+      cert: false,
+    });
     const memo = new DecisionMemo(noHosts.reads, 32);
     memo.set({ ...base, host: 'a', id: 'x', query: 'q=1' }, allowed);
     expect(memo.get({ ...base, host: 'b', id: 'y', query: 'q=2' })).toBe(allowed);

@@ -31,8 +31,14 @@ export interface ShippedHaproxyEnv {
   SPOE_CONFIG: string;
   SPOE_AGENT1: string;
   SPOE_AGENT2?: string;
+  SPOE_AGENTS_DNS?: string;
+  SPOE_AGENTS_NAMESERVER?: string;
   PEER_NAME?: string;
   PEER_ADDR: string;
+  PEER2_NAME?: string;
+  PEER2_ADDR?: string;
+  PEER3_NAME?: string;
+  PEER3_ADDR?: string;
   RATE_LIMIT_USER?: string;
   RATE_LIMIT_WORKER_POLL?: string;
   ADMIN_SOCKET?: string;
@@ -84,7 +90,17 @@ export async function startShippedHaproxy(opts: {
     ADMIN_SOCKET: 'unix@admin.sock',
     ...opts.env,
   };
-  const unset = { SPOE_AGENT2: undefined, STATS_BIND: undefined, RATE_LIMIT_USER: undefined };
+  const unset = {
+    SPOE_AGENT2: undefined,
+    STATS_BIND: undefined,
+    RATE_LIMIT_USER: undefined,
+    SPOE_AGENTS_DNS: undefined,
+    SPOE_AGENTS_NAMESERVER: undefined,
+    PEER2_NAME: undefined,
+    PEER2_ADDR: undefined,
+    PEER3_NAME: undefined,
+    PEER3_ADDR: undefined,
+  };
   return withEnv({ ...unset, ...env }, () =>
     startHaproxy({
       cfg: SHIPPED_HAPROXY_CFG,

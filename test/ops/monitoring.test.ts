@@ -91,7 +91,11 @@ const usages: Usage[] = [
 ];
 
 /** Sample names of a Prometheus text exposition, each with the label names seen on it. */
-function parseExposition(text: string): { families: Set<string>; samples: Map<string, Set<string>> } {
+function parseExposition(text: string): {
+  text: string;
+  families: Set<string>;
+  samples: Map<string, Set<string>>;
+} {
   const families = new Set<string>();
   const samples = new Map<string, Set<string>>();
   for (const line of text.split('\n')) {
@@ -104,7 +108,7 @@ function parseExposition(text: string): { families: Set<string>; samples: Map<st
     for (const l of (m[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="/g)) names.add(l[1]!);
     samples.set(m[1]!, names);
   }
-  return { families, samples };
+  return { text, families, samples };
 }
 
 /** One HELLO and one authorize NOTIFY; resolves with the ACK's variables. */
@@ -170,6 +174,11 @@ describe('dashboard and alerting rules against a real agent', () => {
     const refused = await SpopTestClient.connect(agent.spopPort);
     expect((await refused.next()).type).toBe(FrameType.AGENT_DISCONNECT);
     for (const c of [...held, refused]) c.socket.destroy();
+    // A reload the agent refuses (the file no longer validates): it keeps its config.
+    const mark = agent.mark();
+    await agent.writeConfig('issuers: [{ id: broken }]\n');
+    agent.signal('SIGHUP');
+    await agent.waitForLog(/^config reload failed/, { since: mark });
     const res = await metrics();
     expect(res.status).toBe(200);
     exposition = parseExposition(res.body);
@@ -194,6 +203,7 @@ describe('dashboard and alerting rules against a real agent', () => {
       'spoe_authz_spop_disconnects_total',
       'spoe_authz_spop_connections_refused_total',
       'spoe_authz_spop_connections_evicted_total',
+      'spoe_authz_config_last_reload_successful',
     ])
       expect(used, m).toContain(m);
     const missing = [...used].filter((m) => !(m in SYNTHETIC) && !exposition.samples.has(m));
@@ -213,6 +223,12 @@ describe('dashboard and alerting rules against a real agent', () => {
   });
 
   it('the exposition has the series the alerts key on, with the values that were driven', () => {
+    const value = (sample: string) =>
+      Number(new RegExp(`^${sample.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(exposition.text)?.[1]);
+    expect(value('spoe_authz_config_last_reload_successful')).toBe(0);
+    expect(value('spoe_authz_config_reloads_total{result="failed"}')).toBe(1);
+    expect(value('spoe_authz_spop_connections_refused_total')).toBe(1);
+    expect(value('spoe_authz_spop_handler_errors_total{reason="timeout"}')).toBe(1);
     expect(exposition.samples.get('spoe_authz_spop_handler_errors_total')).toEqual(new Set(['reason']));
     expect(exposition.samples.get('spoe_authz_decisions_total')).toEqual(
       new Set(['status', 'reason', 'tag']),

@@ -171,7 +171,7 @@ describe.skipIf(missing !== null)(
           `grep -q '^AUTHZ_LISTEN=127.0.0.1:${spopPort}$' /etc/spoe-authz/spoe-authz.env`,
       );
       await timed('systemctl enable --now', () => container.ok(enable));
-    }, 600_000);
+    }, 720_000);
 
     afterAll(async () => {
       if (container) {

@@ -477,6 +477,8 @@ export class CredentialStore {
           notBeforeMs: Number.NEGATIVE_INFINITY,
           roles: entry.roles,
           forwarded: forwardClaims(claims, this.forward),
+          // An API key is not a token: nothing binds it to a certificate.
+          certThumbprint: null,
         },
         claims,
       ),

@@ -45,6 +45,7 @@ export class CompiledPolicy {
       src: rules.some((r) => r.sources !== null),
       prefectUi: rules.some((r) => r.prefectUi !== null),
       body: rules.some((r) => r.body !== null),
+      cert: rules.some((r) => r.clientCert !== null),
     });
   }
 

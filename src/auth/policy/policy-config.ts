@@ -92,6 +92,10 @@ export const RuleSchema = z
     /** All of these must be in the token's `scope`/`scp`. */
     scopes: z.array(z.string().min(1)).min(1).optional(),
     claims: z.record(z.string().min(1), ClaimConditionSchema).optional(),
+    /** A client certificate HAProxy verified is required; with `subjects`, its ssl_c_s_dn is one of them. */
+    clientCert: z
+      .union([z.boolean(), z.strictObject({ subjects: z.array(z.string().min(1)).min(1) })])
+      .optional(),
     /** Conditions on the JSON body's top-level members (HAProxy must send the body: README). */
     body: z.record(z.string().min(1), BodyConditionSchema).optional(),
     /** Reported as `tag` in the decision. */

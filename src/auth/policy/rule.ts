@@ -1,5 +1,6 @@
 import type { BlockList } from 'node:net';
 import { type Claims, claimAt, claimMatches, tokenScopes } from '../claims.js';
+import type { ClientCertificate } from '../client-cert.js';
 import type { ClaimValue } from '../decision.js';
 import { type BodyCondition, type BodyFailure, bodyMatches, type JsonObject, parseJsonBody } from './body.js';
 import { addressIn, blockListOf, parseCidr } from './cidr.js';
@@ -35,6 +36,8 @@ export interface MatchContext {
    * rule matches, the denial gives this as its reason instead of a plain default deny.
    */
   bodyFailure: BodyFailure | null;
+  /** The verified client certificate of the connection, when some rule reads it; else null. */
+  readonly cert: ClientCertificate | null;
 }
 
 /** A verified token as rules see it: its claims, which an Identity decodes when first asked. */
@@ -61,6 +64,7 @@ export function newMatchContext(
   token: TokenClaims | null,
   roleMask: number,
   body: BodyInput = NO_BODY,
+  cert: ClientCertificate | null = null,
 ): MatchContext {
   return {
     method,
@@ -79,6 +83,7 @@ export function newMatchContext(
     bodyMaxBytes: body.maxBytes,
     bodyState: undefined,
     bodyFailure: null,
+    cert,
   };
 }
 
@@ -114,6 +119,8 @@ export interface CompiledRule {
   readonly scopes: readonly string[] | null;
   readonly claims: readonly ClaimCondition[] | null;
   readonly body: readonly BodyCondition[] | null;
+  /** A verified client certificate is required (null: not tested); with subjects, one of them. */
+  readonly clientCert: { readonly subjects: readonly string[] | null } | null;
   /** The rule as configured, for explain. */
   readonly config: RuleConfig;
 }
@@ -173,6 +180,10 @@ export function compileRule(
           truthy: c.truthy ?? null,
         }))
       : null,
+    clientCert:
+      config.clientCert === undefined || config.clientCert === false
+        ? null
+        : { subjects: config.clientCert === true ? null : config.clientCert.subjects },
     config,
   };
 }
@@ -250,6 +261,13 @@ export function ruleMismatch(rule: CompiledRule, ctx: MatchContext): string | nu
     for (const cond of rule.query) if (!queryMatches(cond, ctx.params)) return 'query';
   }
   if (rule.sources !== null && (ctx.src === null || !addressIn(rule.sources, ctx.src))) return 'source';
+  if (rule.clientCert !== null) {
+    const cert = ctx.cert;
+    if (cert === null || !cert.verified) return 'client certificate';
+    const subjects = rule.clientCert.subjects;
+    if (subjects !== null && (cert.subject === null || !subjects.includes(cert.subject)))
+      return 'client certificate subject';
+  }
   if (rule.scopes !== null) {
     if (ctx.token === null) return 'scopes';
     ctx.scopes ??= tokenScopes(ctx.token.claims);

@@ -4,6 +4,7 @@
  */
 import type { JWTPayload } from 'jose';
 import { type ForwardClaimSpec, forwardClaims, hasControlCharacters, tokenScopes } from '../claims.js';
+import { certThumbprint } from '../client-cert.js';
 import { Identity } from '../identity.js';
 import type { CompiledIssuer } from '../issuer.js';
 import type { Reason } from '../reasons.js';
@@ -60,6 +61,7 @@ export function verifiedIdentity(
       notBeforeMs: typeof payload.nbf === 'number' ? (payload.nbf - tol) * 1000 : Number.NEGATIVE_INFINITY,
       roles: sharedRoles(issuer.roles.roles(payload)),
       forwarded: forwardClaims(payload, forward),
+      certThumbprint: certThumbprint(payload),
     },
     payloadSegment ?? payload,
   );
@@ -75,6 +77,8 @@ export function verifiedIdentity(
         `issuer checks (profile ${issuer.config.profile}): ${issuer.checks.descriptions.join('; ')}: ok`,
       );
     trace.push(`subject: ${identity.sub ?? '(none)'}`);
+    if (identity.certThumbprint !== null)
+      trace.push(`bound to a client certificate: x5t#S256 ${identity.certThumbprint}`);
     trace.push(
       `roles from claims [${issuer.config.roles.claims.join(', ')}]: [${identity.roles.join(', ')}]`,
     );
