@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import { ConfigError, formatIssue } from '../config/errors.js';
 import { parseListenAddress } from '../config/listen-address.js';
-import { type AgentConfig, loadConfig } from '../config/load.js';
+import { type AgentConfig, checkEngine, loadConfig } from '../config/load.js';
 import { UsageError } from '../errors.js';
 import { startEndpoints } from '../http-endpoints.js';
 import { createLogger } from '../log.js';
@@ -45,12 +45,16 @@ export async function runServe(values: CliValues): Promise<number> {
       await clearStaleSockets(config, logger);
     } catch (err) {
       if (!(err instanceof SocketPathInUse)) throw err;
-      logger.error({ path: err.path }, err.message);
       process.stderr.write(`${err.message}\n`);
       return 1;
     }
   }
-  if (workers > 1 && cluster.isPrimary) return runPrimary(workers, config, logger);
+  if (workers > 1 && cluster.isPrimary) {
+    // A configured key set the engine refuses is a config error (exit 2, the field path), said
+    // once by the primary rather than by each worker as a failed start.
+    await checkEngine(config);
+    return runPrimary(workers, config, logger);
+  }
   return runWorker(values, config, logger);
 }
 

@@ -146,7 +146,7 @@ describeHaproxy('agent reload and restart behind the shipped HAProxy config', (v
     }
 
     await agent.start();
-    // HAProxy's spop-check (inter 1s, rise 2) puts the agent back; until then, still 503.
+    // HAProxy's spop-check (every 250 ms while DOWN, rise 2) puts the agent back; until then, 503.
     const seen: number[] = [];
     for (const deadline = Date.now() + 20_000; ; ) {
       const r = await run();

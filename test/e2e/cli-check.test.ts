@@ -170,4 +170,50 @@ describe('spoe-authz check', () => {
     expect(check.code).toBe(2);
     expect(check.stderr).toBe(r.stderr);
   });
+
+  it('a unix socket another process serves: exit 1, its one line on stderr, no error record besides', async () => {
+    const path = join(dir, 'taken.sock');
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(path, resolve));
+    try {
+      const config = await file('sock.yaml', 'devIssuer: true\n');
+      const r = await runCli([
+        'serve',
+        '--config',
+        config,
+        '--listen',
+        `unix:${path}`,
+        '--metrics-listen',
+        'off',
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(`cannot listen on unix:${path}: another process is listening on it\n`);
+      expect(r.stdout).not.toMatch(/"level":50/);
+    } finally {
+      await new Promise((resolve) => busy.close(resolve));
+    }
+  });
+
+  it('serve --workers 2 with a refused key set exits 2 with the field path, from the primary', async () => {
+    const jwks = await file('workers-empty.json', '{"keys":[]}');
+    const config = await file(
+      'workers.yaml',
+      `issuers:\n  - { id: files, issuer: "https://files.example", audiences: [prefect], algorithms: [ES256], keys: { type: jwks-file, path: "${jwks}" } }\n`,
+    );
+    const r = await runCli([
+      'serve',
+      '--workers',
+      '2',
+      '--config',
+      config,
+      '--listen',
+      '127.0.0.1:0',
+      '--metrics-listen',
+      'off',
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /^config error \(file:.*workers\.yaml\): issuers\.0\.keys\.path: [^\n]*no key usable for ES256[^\n]*\n$/,
+    );
+  });
 });

@@ -43,6 +43,8 @@ export interface ShippedHaproxyEnv {
   RATE_LIMIT_WORKER_POLL?: string;
   ADMIN_SOCKET?: string;
   STATS_BIND?: string;
+  /** spoe-agent.conf: `timeout processing` (default 1500ms). */
+  SPOE_TIMEOUT_PROCESSING?: string;
 }
 
 /**
@@ -94,6 +96,7 @@ export async function startShippedHaproxy(opts: {
     SPOE_AGENT2: undefined,
     STATS_BIND: undefined,
     RATE_LIMIT_USER: undefined,
+    SPOE_TIMEOUT_PROCESSING: undefined,
     SPOE_AGENTS_DNS: undefined,
     SPOE_AGENTS_NAMESERVER: undefined,
     PEER2_NAME: undefined,

@@ -55,7 +55,7 @@ describeHaproxy('the agent on a unix socket behind the shipped HAProxy config', 
   it('HAProxy checks the agent over the socket and gets its decisions', async () => {
     expect(stack.agent.spopAddress).toBe(`unix@${sockPath()}`);
     expect(statSync(sockPath()).mode & 0o777).toBe(0o660); // spop.socketMode
-    // `check inter 1s rise 2`: UP within a few seconds of the agent listening.
+    // `rise 2` checks (250 ms apart while DOWN): UP soon after the agent listens.
     for (let i = 0; i < 50 && (await agentStatus()) !== 'UP'; i++) await sleep(100);
     expect(await agentStatus()).toBe('UP');
 

@@ -42,6 +42,10 @@ describeHaproxy('the shipped HAProxy kit passes haproxy -c without a warning', (
         RATE_LIMIT_WORKER_POLL: '500',
       },
     ],
+    [
+      'agents found by DNS',
+      { SPOE_AGENTS_DNS: 'spoe-authz.example:12345', SPOE_AGENTS_NAMESERVER: '127.0.0.1:53' },
+    ],
   ])('with %s', async (_what, env) => {
     const r = await check(env);
     expect(r.output).not.toMatch(/\[(WARNING|ALERT)\]/);

@@ -34,12 +34,20 @@ export function verifiedIdentity(
    */
   payloadSegment?: string,
 ): VerifyOutcome {
-  const sub = payload.sub;
+  // The subject: the first of the issuer's subject claims with a non-empty value (`sub`, or for
+  // Cloudflare Access service tokens, whose sub is "", their `common_name`).
+  let sub: unknown;
+  let subClaim = 'sub';
+  for (const claim of issuer.config.subjectClaims) {
+    sub = payload[claim];
+    subClaim = claim;
+    if (sub !== undefined && sub !== '') break;
+  }
   if (
     sub !== undefined &&
     (typeof sub !== 'string' || sub.length > MAX_SUB_LENGTH || hasControlCharacters(sub))
   ) {
-    return fail('bad_claims', issuer.iss, 'sub must be a printable string of at most 512 characters');
+    return fail('bad_claims', issuer.iss, `${subClaim} must be a printable string of at most 512 characters`);
   }
   const failure = issuer.checks.run(payload);
   if (failure !== null) return fail(failure.reason, issuer.iss, failure.detail);
@@ -54,7 +62,7 @@ export function verifiedIdentity(
     {
       issuerId: issuer.id,
       iss: issuer.iss,
-      sub: sub ?? null,
+      sub: (sub as string | undefined) ?? null,
       kid: typeof kid === 'string' ? shared(kid) : null,
       alg: shared(alg),
       expiresAtMs: (expires + tol) * 1000,
