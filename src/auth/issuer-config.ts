@@ -139,6 +139,8 @@ export const IssuerSchema = z
     profile: z.enum(PROFILES).default('generic'),
     /** More exact `iss` values routed to this issuer (Entra's v1 and v2 issuers, Google's two). */
     issuerAliases: z.array(z.string().min(1)).default([]),
+    /** Claims the subject is taken from: the first with a non-empty value. */
+    subjectClaims: z.array(z.string().min(1)).min(1).default(['sub']),
     /** The claim `audiences` are checked against; `aud` unless the provider uses another (Cognito: client_id). */
     audienceClaim: z.string().min(1).default('aud'),
     /** Claims that must hold one of the given values (`token_use: access`). */

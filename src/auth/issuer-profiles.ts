@@ -146,6 +146,8 @@ export function profileDefaults(profile: Profile, issuer: Raw): Raw {
         algorithms: ['RS256'],
         keys:
           iss === undefined ? undefined : { type: 'jwks-url', url: `${trimSlash(iss)}/cdn-cgi/access/certs` },
+        // Service tokens carry an empty sub and the token's client id in common_name.
+        subjectClaims: ['sub', 'common_name'],
         roles: { claims: ['email', 'common_name', 'groups'] },
       };
     case 'aws-alb': {
