@@ -19,6 +19,7 @@
  *                        [--agent-workers 1] [--agent-transport tcp|unix]
  *                        [--haproxy-threads <cores>] [--unique-tokens 15000] [--rows 1,2,3,4,5,6]
  *                        [--no-load-script] [--json] [--max-other 20] [--retries 3] [--quiet-wait 180]
+ *                        [--chart bench/e2e.svg | off]
  *
  * The machine may be shared: before each measurement the script waits (up to --quiet-wait s)
  * until everything else uses less than --max-other % of a core, and measures a row again (up
@@ -26,7 +27,7 @@
  *
  * Needs haproxy (>= 2.6) and wrk; everything runs on 127.0.0.1 and is bounded in time.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +44,7 @@ import {
   spawnAgent,
 } from '../src/load/index.js';
 import { formatTarget, type Target } from '../src/load/target.js';
+import { renderChart } from './lib/chart.js';
 import { type CommonSettings, jwtConfig, noAuthConfig, spoeConfig } from './lib/configs.js';
 import { type CpuReport, CpuSampler, childPids } from './lib/cpu.js';
 import { startHaproxy } from './lib/haproxy.js';
@@ -76,6 +78,8 @@ const { values: args } = parseArgs({
     'max-other': { type: 'string', default: '20' },
     retries: { type: 'string', default: '3' },
     'quiet-wait': { type: 'string', default: '180' },
+    /** Where the SVG chart of the rows goes (BENCHMARKS.md embeds bench/e2e.svg); "off": none. */
+    chart: { type: 'string', default: 'bench/e2e.svg' },
   },
 });
 
@@ -583,6 +587,10 @@ async function main(): Promise<number> {
     out,
     JSON.stringify({ machine, settings: settings(), summary, results, loadReports }, null, 2),
   );
+  if (args.chart !== 'off') {
+    await writeFile(args.chart, chartOf(summary.table, machine));
+    log(`chart: ${args.chart}`);
+  }
   if (args.json)
     process.stdout.write(`${JSON.stringify({ machine, settings: settings(), summary }, null, 2)}\n`);
   else process.stdout.write(render(summary, machine, loadReports));
@@ -786,3 +794,19 @@ main().then(
     process.exit(1);
   },
 );
+
+/** The rows as BENCHMARKS.md shows them: commit, date and machine in the subtitle. */
+function chartOf(table: readonly RowSummary[], machine: Machine): string {
+  let commit = 'unknown commit';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  } catch {
+    // not a checkout: the subtitle says so
+  }
+  const date = new Date().toISOString().slice(0, 10);
+  return renderChart(
+    'bench:e2e: wrk through HAProxy, one row per authorization setup',
+    `${commit}, ${date}, ${machine.cpuModel} x${machine.cores}, ${machine.haproxy}, node ${machine.node}; medians of ${runs} runs`,
+    table.map((r) => ({ label: `${r.id}. ${r.name}`, rps: r.rps, p50: r.p50 / 1000, p99: r.p99 / 1000 })),
+  );
+}

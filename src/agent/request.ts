@@ -136,7 +136,8 @@ class MessageRequest implements AuthzRequest {
   /** BINARY (`req.body`) or STRING; an empty body arrives as either, or as NULL. */
   get body(): Uint8Array | null {
     if (this.bodyValue === UNREAD) {
-      const v = this.msg.get(ARG.body)?.value;
+      // Only authorize-body carries one: one name compare instead of a search of the args.
+      const v = this.msg.is(AUTHORIZE_BODY_MESSAGE) ? this.msg.get(ARG.body)?.value : undefined;
       this.bodyValue = v instanceof Uint8Array ? v : typeof v === 'string' ? Buffer.from(v, 'latin1') : null;
     }
     return this.bodyValue;

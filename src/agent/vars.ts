@@ -53,8 +53,17 @@ export function decisionActions(d: Decision): Action[] {
   return out;
 }
 
-/** ACKs of remembered decisions, encoded once; they go with their decision. */
+/**
+ * ACKs of remembered decisions, encoded once, for the most recently compiled
+ * {@link MAX_COMPILED_ACKS} of them. An encoded ACK costs about as much memory as the cached
+ * token it answers for, so keeping one per remembered decision would double the token cache's
+ * footprint; the ring bounds it, and hot tokens stay in it because they are compiled again
+ * as soon as they fall out.
+ */
+export const MAX_COMPILED_ACKS = 8192;
 const compiledAcks = new WeakMap<Decision, ActionList>();
+const compiledRing: (Decision | undefined)[] = new Array<Decision | undefined>(MAX_COMPILED_ACKS);
+let ringNext = 0;
 
 /**
  * The ACK of a decision. Cache hits are remembered decisions (engine.ts) that recur for every
@@ -65,6 +74,10 @@ export function decisionAck(d: Decision): HandlerResult {
   let list = compiledAcks.get(d);
   if (list === undefined) {
     list = compileActions(decisionActions(d));
+    const evicted = compiledRing[ringNext];
+    if (evicted !== undefined) compiledAcks.delete(evicted);
+    compiledRing[ringNext] = d;
+    ringNext = (ringNext + 1) % MAX_COMPILED_ACKS;
     compiledAcks.set(d, list);
   }
   return list;

@@ -1,4 +1,5 @@
 import type { AuthzRequest, Decision } from './decision.js';
+import { detached, detachedOrNull } from './detached.js';
 
 /** Which request fields a policy's rules read besides method and path (CompiledPolicy.reads). */
 export interface RequestReads {
@@ -32,13 +33,14 @@ interface Entry {
  * mean an equal match() result for the same identity, so the decision can be reused. Up to
  * `max` entries; a full memo starts over (a UI or a worker polls a handful of routes).
  *
- * Stored strings are copied: the request's strings are slices of the NOTIFY's payload text and
- * would keep the whole payload alive for as long as the token stays cached.
+ * One memo per cached token, so it is kept small: a list, not a Map (a Map's table costs more
+ * than the few entries it would index), walked from the entry found last. Stored strings are
+ * copies (detached.ts), paths shared between memos.
  */
 export class DecisionMemo {
   private readonly reads: RequestReads;
   private readonly max: number;
-  private readonly byPath = new Map<string, Entry>();
+  private head: Entry | null = null;
   private count = 0;
   private last: Entry | null = null;
 
@@ -48,12 +50,13 @@ export class DecisionMemo {
   }
 
   get(req: AuthzRequest): Decision | undefined {
-    // The entry found last time first: comparing a path costs less than hashing it for the Map
-    // (a client polling one route hits here; a differing path of equal length fails early).
+    // The entry found last time first (a client polling one route hits here); a differing
+    // path of equal length fails early, one of another length at once.
     const last = this.last;
-    if (last !== null && last.path === req.path && this.matches(last, req)) return last.decision;
-    for (let e = this.byPath.get(req.path) ?? null; e !== null; e = e.next) {
-      if (this.matches(e, req)) {
+    const path = req.path;
+    if (last !== null && last.path === path && this.matches(last, req)) return last.decision;
+    for (let e = this.head; e !== null; e = e.next) {
+      if (e.path === path && this.matches(e, req)) {
         this.last = e;
         return e.decision;
       }
@@ -75,23 +78,22 @@ export class DecisionMemo {
 
   set(req: AuthzRequest, decision: Decision): void {
     if (this.count >= this.max) {
-      this.byPath.clear();
+      this.head = null;
       this.last = null;
       this.count = 0;
     }
     const r = this.reads;
-    const path = copy(req.path);
-    this.byPath.set(path, {
-      path,
-      method: copy(req.method),
-      query: r.query ? copyOrNull(req.query) : null,
-      host: r.host ? copyOrNull(req.host) : null,
-      src: r.src ? copyOrNull(req.src) : null,
+    this.head = {
+      path: sharedPath(req.path),
+      method: sharedPath(req.method),
+      query: r.query ? detachedOrNull(req.query) : null,
+      host: r.host ? detachedOrNull(req.host) : null,
+      src: r.src ? detachedOrNull(req.src) : null,
       prefectUi: r.prefectUi && req.prefectUi === true,
       cert: r.cert ? certKey(req) : null,
       decision,
-      next: this.byPath.get(path) ?? null,
-    });
+      next: this.head,
+    };
     this.count++;
   }
 
@@ -100,13 +102,19 @@ export class DecisionMemo {
   }
 }
 
-/** A string that shares nothing with its source (request strings are Latin-1, see notify.ts). */
-function copy(s: string): string {
-  return s.length < 13 ? s : Buffer.from(s, 'latin1').toString('latin1');
-}
+/**
+ * Paths and methods recur across identities (every worker polls the same routes): one copy
+ * each, up to a bound, since they come from clients.
+ */
+const MAX_SHARED_PATHS = 4096;
+const sharedPaths = new Map<string, string>();
 
-function copyOrNull(s: string | null): string | null {
-  return s === null ? null : copy(s);
+function sharedPath(path: string): string {
+  const known = sharedPaths.get(path);
+  if (known !== undefined) return known;
+  const own = detached(path);
+  if (sharedPaths.size < MAX_SHARED_PATHS) sharedPaths.set(own, own);
+  return own;
 }
 
 /** What rules read of a client certificate: whether it verified, and its subject. */

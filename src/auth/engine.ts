@@ -10,6 +10,7 @@ import { compileClaimPath } from './claims.js';
 import { bindingProblem } from './client-cert.js';
 import { type AuthzRequest, type CacheOutcome, type Decision, makeDecision, NO_CLAIMS } from './decision.js';
 import { DecisionMemo } from './decision-memo.js';
+import { detached } from './detached.js';
 import { type AuthzConfig, parseAuthzConfig } from './engine-config.js';
 import { AuthError, type AuthErrorIssue } from './errors.js';
 import type { Identity } from './identity.js';
@@ -421,11 +422,15 @@ export class AuthzEngine {
     } else {
       this.counters.verifications++;
       const share = running === undefined;
-      outcome = this.verifier.verify(token, now, null, (result) => {
+      // What the caches keep is a copy: `token` is a slice of the NOTIFY's text (detached.ts),
+      // and the identity's claims are decoded from a slice of what is verified.
+      const own = detached(token);
+      const ownKey = tokenKey(own);
+      outcome = this.verifier.verify(own, now, null, (result) => {
         if (share) this.inflight.delete(key);
-        if (result.ok) this.cache.set(key, token, result.identity, this.now());
+        if (result.ok) this.cache.set(ownKey, own, result.identity, this.now());
         else if (NEGATIVE_CACHEABLE.has(result.reason)) {
-          this.cache.setNegative(key, token, result.reason, result.iss, now);
+          this.cache.setNegative(ownKey, own, result.reason, result.iss, now);
         }
       });
       if (share && outcome instanceof Promise) this.inflight.set(key, { token, outcome });
@@ -485,7 +490,7 @@ export class AuthzEngine {
         `policy roles: held [${names(identity.directMask)}], effective [${names(identity.effectiveMask)}]`,
       );
     }
-    const ctx = requestContext(req, path, identity.claims, identity.effectiveMask, policy);
+    const ctx = requestContext(req, path, identity, identity.effectiveMask, policy);
     const rule = trace ? policy.matchTraced(ctx, trace, verbose) : policy.match(ctx);
     const allow = rule !== null && rule.effect === 'allow';
     if (rule === null && ctx.bodyFailure !== null) {
@@ -567,7 +572,7 @@ interface JudgedPath {
 function requestContext(
   req: AuthzRequest,
   path: JudgedPath,
-  claims: Parameters<typeof newMatchContext>[6],
+  token: Parameters<typeof newMatchContext>[6],
   roleMask: number,
   policy: CompiledPolicy,
 ): ReturnType<typeof newMatchContext> {
@@ -578,7 +583,7 @@ function requestContext(
     req.host,
     req.src,
     req.prefectUi === true,
-    claims,
+    token,
     roleMask,
     policy.reads.body
       ? { body: req.body ?? null, bodySize: req.bodySize ?? null, maxBytes: policy.config.bodyMaxBytes }

@@ -13,12 +13,12 @@ import {
   type NotifyMessage,
 } from '../../src/spop/index.js';
 
-function messageOf(args: readonly NamedValue[]): NotifyMessage {
+function messageOf(args: readonly NamedValue[], name = 'authorize'): NotifyMessage {
   const frame = encodeFrame({
     type: FrameType.NOTIFY,
     streamId: 1,
     frameId: 1,
-    messages: [{ name: 'authorize', args }],
+    messages: [{ name, args }],
   });
   const decoded = decodeFrame(frame, 4);
   if (!('notify' in decoded)) throw new Error('not a NOTIFY');
@@ -45,8 +45,13 @@ const FULL: NamedValue[] = [
 ];
 
 describe('readAuthorizeArgs', () => {
+  it('reads a body only from authorize-body (the message HAProxy sends it in)', () => {
+    expect(readAuthorizeArgs(messageOf(FULL))?.body).toBeNull();
+    expect(readAuthorizeArgs(messageOf(FULL, 'authorize-body'))?.body).toEqual(Buffer.from('{}'));
+  });
+
   it('reads every arg of the SPOE contract', () => {
-    const req = readAuthorizeArgs(messageOf(FULL))!;
+    const req = readAuthorizeArgs(messageOf(FULL, 'authorize-body'))!;
     expect({
       method: req.method,
       path: req.path,

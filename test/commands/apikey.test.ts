@@ -1,4 +1,5 @@
 /** `apikey create | list | revoke` through the CLI, on a keys file in a temporary directory. */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AuthzEngine } from '../../src/auth/index.js';
 import { main } from '../../src/cli.js';
 import { parseExpiry } from '../../src/commands/apikey.js';
+import { REPO_ROOT } from '../helpers/agent-process.js';
 import { capture } from '../helpers/capture.js';
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -142,6 +144,21 @@ describe('spoe-authz apikey', () => {
     ]);
     expect(r.code).toBe(2);
     expect(r.err).toContain(`apiKeys.file: ${file}: keys.0.roles.0: unknown role "wroker"`);
+    // With --workers the primary checks it before forking (a process: main() would fork vitest).
+    const child = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', join(REPO_ROOT, 'src/cli.ts'), 'serve', '-c', join(dir, 'agent.yaml')].concat([
+        '--listen',
+        '127.0.0.1:0',
+        '--metrics-listen',
+        'off',
+        '--workers',
+        '2',
+      ]),
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    expect(child.status).toBe(2);
+    expect(child.stderr).toContain(`apiKeys.file: ${file}: keys.0.roles.0: unknown role "wroker"`);
   });
 
   it('check reads the keys file as serve would, and says what it holds', async () => {

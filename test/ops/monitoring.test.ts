@@ -7,7 +7,8 @@
  * Without promtool the promtool tests skip with a printed reason; under CI=true they fail.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +16,7 @@ import { parse } from 'yaml';
 import { mintDevToken } from '../../src/auth/index.js';
 import { FrameType } from '../../src/spop/index.js';
 import { jwks, makeKey, sign, type TestKey } from '../auth/helpers/keys.js';
-import { type AgentProcess, REPO_ROOT, startAgent } from '../helpers/agent-process.js';
+import { type AgentProcess, REPO_ROOT, runCli, startAgent } from '../helpers/agent-process.js';
 import { httpRequest } from '../helpers/http.js';
 import { type JwksServer, startJwksServer } from '../helpers/jwks-server.js';
 import { SpopTestClient } from '../helpers/spop-client.js';
@@ -135,14 +136,30 @@ describe('dashboard and alerting rules against a real agent', () => {
   let idp: JwksServer;
   let key: TestKey;
   let exposition: ReturnType<typeof parseExposition>;
+  let dir: string;
 
   beforeAll(async () => {
+    // A keys file (apiKeys) with one API key, as `spoe-authz apikey create` writes it.
+    dir = mkdtempSync(join(tmpdir(), 'spoe-authz-monitoring-'));
+    const keysFile = join(dir, 'api-keys.json');
+    const created = await runCli([
+      'apikey',
+      'create',
+      '--keys-file',
+      keysFile,
+      '--sub',
+      'mo-machine',
+      '--roles',
+      'viewer',
+    ]);
+    expect(created.code, created.stderr).toBe(0);
     key = await makeKey('RS256', 'k1');
     idp = await startJwksServer(jwks(key));
     agent = await startAgent({
       config: {
         devIssuer: true,
         spop: { handlerTimeoutMs: 200, maxConnections: 2, limitPolicy: 'refuse' },
+        apiKeys: { file: keysFile, pollSeconds: 0.5 },
         issuers: [
           {
             id: 'idp',
@@ -174,8 +191,12 @@ describe('dashboard and alerting rules against a real agent', () => {
     const refused = await SpopTestClient.connect(agent.spopPort);
     expect((await refused.next()).type).toBe(FrameType.AGENT_DISCONNECT);
     for (const c of [...held, refused]) c.socket.destroy();
+    // An edit of the keys file the agent refuses: it keeps the entries it had.
+    let mark = agent.mark();
+    writeFileSync(keysFile, '{ not json');
+    await agent.waitForLog(/^keys file not reloaded/, { since: mark, timeoutMs: 10_000 });
     // A reload the agent refuses (the file no longer validates): it keeps its config.
-    const mark = agent.mark();
+    mark = agent.mark();
     await agent.writeConfig('issuers: [{ id: broken }]\n');
     agent.signal('SIGHUP');
     await agent.waitForLog(/^config reload failed/, { since: mark });
@@ -186,6 +207,7 @@ describe('dashboard and alerting rules against a real agent', () => {
   afterAll(async () => {
     await agent?.dispose();
     await idp?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('reads the metrics the agent exports (names taken from expressions, not hand-listed)', () => {
@@ -204,6 +226,9 @@ describe('dashboard and alerting rules against a real agent', () => {
       'spoe_authz_spop_connections_refused_total',
       'spoe_authz_spop_connections_evicted_total',
       'spoe_authz_config_last_reload_successful',
+      'spoe_authz_jwks_rejections_total',
+      'spoe_authz_keys_file_reloads_total',
+      'spoe_authz_auth_string_hashes_total',
     ])
       expect(used, m).toContain(m);
     const missing = [...used].filter((m) => !(m in SYNTHETIC) && !exposition.samples.has(m));
@@ -226,6 +251,7 @@ describe('dashboard and alerting rules against a real agent', () => {
     const value = (sample: string) =>
       Number(new RegExp(`^${sample.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(exposition.text)?.[1]);
     expect(value('spoe_authz_config_last_reload_successful')).toBe(0);
+    expect(value('spoe_authz_keys_file_reloads_total{result="invalid"}')).toBe(1);
     expect(value('spoe_authz_config_reloads_total{result="failed"}')).toBe(1);
     expect(value('spoe_authz_spop_connections_refused_total')).toBe(1);
     expect(value('spoe_authz_spop_handler_errors_total{reason="timeout"}')).toBe(1);

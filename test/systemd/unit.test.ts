@@ -12,7 +12,7 @@
  * with a printed reason; under CI=true it fails instead.
  */
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -129,6 +129,7 @@ describe.skipIf(missing !== null)(
 
       // The build, as the unit's first install line does it in a checkout: compile, then the
       // production dependencies only.
+      mkdirSync(join(REPO_ROOT, '.tmp'), { recursive: true });
       build = mkdtempSync(join(REPO_ROOT, '.tmp/systemd-build-'));
       await timed('build (tsc + npm ci --omit=dev)', async () => {
         await run(

@@ -11,7 +11,7 @@ import { basename, dirname } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { type ForwardClaimSpec, forwardClaims } from '../claims.js';
 import { AuthError } from '../errors.js';
-import type { Identity } from '../identity.js';
+import { Identity } from '../identity.js';
 import { type AuthLogger, silentLogger } from '../logger.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import type { BasicCredential } from '../verify/token-source.js';
@@ -466,24 +466,22 @@ export class CredentialStore {
       scrypt: apiKey ? null : parseScryptHash(entry.hash),
       expiresAtMs,
       revoked: entry.revokedAt !== null,
-      identity: {
-        issuerId: iss,
-        iss,
-        sub: entry.sub,
-        kid: entry.id,
-        alg: apiKey ? 'sha256' : 'scrypt',
-        expiresAtMs,
-        notBeforeMs: Number.NEGATIVE_INFINITY,
-        roles: entry.roles,
+      identity: new Identity(
+        {
+          issuerId: iss,
+          iss,
+          sub: entry.sub,
+          kid: entry.id,
+          alg: apiKey ? 'sha256' : 'scrypt',
+          expiresAtMs,
+          notBeforeMs: Number.NEGATIVE_INFINITY,
+          roles: entry.roles,
+          forwarded: forwardClaims(claims, this.forward),
+          // An API key is not a token: nothing binds it to a certificate.
+          certThumbprint: null,
+        },
         claims,
-        forwarded: forwardClaims(claims, this.forward),
-        // An API key is not a token: nothing binds it to a certificate.
-        certThumbprint: null,
-        maskGeneration: 0,
-        directMask: 0,
-        effectiveMask: 0,
-        decisions: null,
-      },
+      ),
     };
   }
 }

@@ -1,8 +1,10 @@
 import { createSecretKey, webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { type CryptoKey, createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { AuthError, type AuthErrorIssue } from '../errors.js';
 import { HMAC_MIN_BYTES, type IssuerConfig, type KeysConfig } from '../issuer-config.js';
+import type { AuthLogger } from '../logger.js';
 import { FastKey } from '../verify/jws.js';
 import { isJwkSet } from './http-fetch.js';
 import { KeyIndex } from './key-index.js';
@@ -102,19 +104,30 @@ export class LocalKeySource implements KeySource {
   readonly kind: 'jwks' | 'jwks-file';
   readonly getKey: JWTVerifyGetKey;
   readonly joseKeys: JWTVerifyGetKey;
-  private readonly keyCount: number;
+  private keyCount: number;
   private readonly indexing: Promise<void>;
   private index: KeyIndex | null = null;
+  private viaJose: JWTVerifyGetKey;
+  private readonly issuer: IssuerConfig;
+  private readonly options: LocalKeySourceOptions;
+  /** The file's text last read and accepted (jwks-file), so an unchanged file is not re-imported. */
+  private acceptedText: string | null = null;
+  private readonly rejections: Record<KeySetRejection, number> = { no_usable_key: 0, invalid_key: 0 };
+  private lastRejection: { reason: KeySetRejection; message: string; at: number } | null = null;
+  private lastError: string | null = null;
+  private failures = 0;
 
   constructor(
     kind: 'jwks' | 'jwks-file',
     jwks: JSONWebKeySet,
     issuer: IssuerConfig,
-    options: { readonly allowNoKeys?: boolean } = {},
+    options: LocalKeySourceOptions = {},
   ) {
     this.kind = kind;
+    this.issuer = issuer;
+    this.options = options;
     this.keyCount = jwks.keys.length;
-    const viaJose = createLocalJWKSet(jwks);
+    this.viaJose = createLocalJWKSet(jwks);
     const algorithms = issuer.algorithms;
     const checking = checkKeySet(jwks, algorithms).then((check) => {
       const where = kind === 'jwks-file' ? (issuer.keys as { path: string }).path : 'inline JWKS';
@@ -138,7 +151,7 @@ export class LocalKeySource implements KeySource {
             );
       throw configError(issuer.id, issues);
     });
-    this.joseKeys = viaJose;
+    this.joseKeys = (header, token) => this.viaJose(header, token);
     const indexed = KeyIndex.build(jwks, algorithms).then((index) => {
       this.index = index;
     });
@@ -146,14 +159,11 @@ export class LocalKeySource implements KeySource {
     this.indexing = Promise.all([checking, indexed]).then(() => {});
     this.indexing.catch(() => {});
     // Synchronous index first (key-index.ts), jose's resolver for everything else.
-    this.getKey = (header, token) => this.index?.lookup(header.alg, header.kid) ?? viaJose(header, token);
+    this.getKey = (header, token) =>
+      this.index?.lookup(header.alg, header.kid) ?? this.viaJose(header, token);
   }
 
-  static fromFile(
-    path: string,
-    issuer: IssuerConfig,
-    options: { readonly allowNoKeys?: boolean } = {},
-  ): LocalKeySource {
+  static fromFile(path: string, issuer: IssuerConfig, options: LocalKeySourceOptions = {}): LocalKeySource {
     const fail = (message: string, cause?: unknown) =>
       configError(issuer.id, [{ path: 'keys.path', message }], cause);
     let parsed: unknown;
@@ -165,7 +175,9 @@ export class LocalKeySource implements KeySource {
       throw fail(`cannot read JWKS file ${path}: ${why}`, cause);
     }
     if (!isJwkSet(parsed)) throw fail(`${path} is not a JWK Set ({"keys": [{"kty": ...}, ...]})`);
-    return new LocalKeySource('jwks-file', parsed as JSONWebKeySet, issuer, options);
+    const source = new LocalKeySource('jwks-file', parsed as JSONWebKeySet, issuer, options);
+    source.acceptedText = JSON.stringify(parsed);
+    return source;
   }
 
   start(): Promise<void> {
@@ -177,7 +189,49 @@ export class LocalKeySource implements KeySource {
   fastKeyFor(alg: string, kid: unknown): FastKey | undefined {
     return this.index?.fastLookup(alg, kid);
   }
-  async refresh(): Promise<void> {}
+  /**
+   * jwks-file: reads the file again (SIGHUP) under the rules of a fetch: a set key-set-check.ts
+   * refuses, or a file that cannot be read, leaves the keys read before in place and says so.
+   */
+  async refresh(): Promise<void> {
+    if (this.kind !== 'jwks-file') return;
+    const path = (this.issuer.keys as { path: string }).path;
+    const algorithms = this.issuer.algorithms;
+    const logger = this.options.logger;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(await readFile(path, 'utf8'));
+      if (!isJwkSet(parsed)) throw new Error('not a JWK Set');
+    } catch (err) {
+      this.failures++;
+      this.lastError = `${path}: ${err instanceof Error ? err.message : String(err)}`;
+      logger?.warn({ issuer: this.issuer.id, err: this.lastError }, 'key file not re-read; keeping its keys');
+      return;
+    }
+    const text = JSON.stringify(parsed);
+    if (text === this.acceptedText) return;
+    const refused = keySetRejection(await checkKeySet(parsed, algorithms), algorithms, path);
+    if (refused !== null && !(refused.rejection === 'no_usable_key' && this.options.allowNoKeys === true)) {
+      this.failures++;
+      this.rejections[refused.rejection]++;
+      this.lastError = refused.message;
+      this.lastRejection = { reason: refused.rejection, message: refused.message, at: Date.now() };
+      logger?.warn(
+        { issuer: this.issuer.id, reason: refused.rejection, err: refused.message },
+        'key file rejected; verifying with the keys read before',
+      );
+      return;
+    }
+    const jwks = parsed as JSONWebKeySet;
+    const index = await KeyIndex.build(jwks, algorithms);
+    this.viaJose = createLocalJWKSet(jwks);
+    this.index = index;
+    this.keyCount = jwks.keys.length;
+    this.acceptedText = text;
+    this.lastError = null;
+    this.lastRejection = null;
+    logger?.info({ issuer: this.issuer.id, keys: this.keyCount }, 'key file re-read');
+  }
   close(): void {}
   ready(): boolean {
     return true;
@@ -186,8 +240,28 @@ export class LocalKeySource implements KeySource {
     return false;
   }
   status(): KeySourceStatus {
-    return staticStatus(this.kind, this.keyCount);
+    return {
+      ...staticStatus(this.kind, this.keyCount),
+      failures: this.failures,
+      lastError: this.lastError,
+      rejections: { ...this.rejections },
+      lastRejection:
+        this.lastRejection === null
+          ? null
+          : {
+              reason: this.lastRejection.reason,
+              message: this.lastRejection.message,
+              ageMs: Date.now() - this.lastRejection.at,
+            },
+    };
   }
+}
+
+export interface LocalKeySourceOptions {
+  /** A set with no usable key is accepted (config `allowNoKeys`); a corrupt one never is. */
+  readonly allowNoKeys?: boolean;
+  /** Where a refused re-read of a jwks-file is reported. */
+  readonly logger?: AuthLogger;
 }
 
 const HMAC_HASH = { HS256: 'SHA-256', HS384: 'SHA-384', HS512: 'SHA-512' } as const;

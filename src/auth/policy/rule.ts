@@ -17,8 +17,8 @@ export interface MatchContext {
   readonly host: string | null;
   readonly src: string | null;
   readonly prefectUi: boolean;
-  /** Verified claims; null without a token. */
-  readonly claims: Claims | null;
+  /** The verified token's claims (read only by scope and claim conditions); null without a token. */
+  readonly token: TokenClaims | null;
   /** Effective role mask (implied roles included); 0 without a token. */
   readonly roleMask: number;
   params: QueryParams | null;
@@ -40,6 +40,11 @@ export interface MatchContext {
   readonly cert: ClientCertificate | null;
 }
 
+/** A verified token as rules see it: its claims, which an Identity decodes when first asked. */
+export interface TokenClaims {
+  readonly claims: Claims;
+}
+
 /** Request fields beyond the common ones, for the few rules that read the body. */
 export interface BodyInput {
   readonly body: Uint8Array | null;
@@ -56,7 +61,7 @@ export function newMatchContext(
   host: string | null,
   src: string | null,
   prefectUi: boolean,
-  claims: Claims | null,
+  token: TokenClaims | null,
   roleMask: number,
   body: BodyInput = NO_BODY,
   cert: ClientCertificate | null = null,
@@ -68,7 +73,7 @@ export function newMatchContext(
     host,
     src,
     prefectUi,
-    claims,
+    token,
     roleMask,
     params: null,
     hostname: undefined,
@@ -241,7 +246,7 @@ export function ruleConcerns(rule: CompiledRule, ctx: MatchContext): boolean {
  */
 export function ruleMismatch(rule: CompiledRule, ctx: MatchContext): string | null {
   if (rule.methods !== null && !rule.methods.has(ctx.method)) return 'method';
-  if (!rule.anonymous && ctx.claims === null) return 'needs a token';
+  if (!rule.anonymous && ctx.token === null) return 'needs a token';
   if (rule.anyMask !== 0 && (ctx.roleMask & rule.anyMask) === 0) return 'roles (any)';
   if (rule.allMask !== 0 && (ctx.roleMask & rule.allMask) !== rule.allMask) return 'roles (all)';
   if (!matchPattern(rule.pattern, ctx.segments)) return 'path';
@@ -264,14 +269,14 @@ export function ruleMismatch(rule: CompiledRule, ctx: MatchContext): string | nu
       return 'client certificate subject';
   }
   if (rule.scopes !== null) {
-    if (ctx.claims === null) return 'scopes';
-    ctx.scopes ??= tokenScopes(ctx.claims);
+    if (ctx.token === null) return 'scopes';
+    ctx.scopes ??= tokenScopes(ctx.token.claims);
     const scopes = ctx.scopes;
     if (!rule.scopes.every((s) => scopes.has(s))) return 'scopes';
   }
   if (rule.claims !== null) {
-    const claims = ctx.claims;
-    if (claims === null) return 'claims';
+    if (ctx.token === null) return 'claims';
+    const claims = ctx.token.claims;
     const params = rule.claims.some((c) => c.param !== null)
       ? capturePattern(rule.pattern, ctx.segments)
       : null;

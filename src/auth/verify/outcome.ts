@@ -5,7 +5,7 @@
 import type { JWTPayload } from 'jose';
 import { type ForwardClaimSpec, forwardClaims, hasControlCharacters, tokenScopes } from '../claims.js';
 import { certThumbprint } from '../client-cert.js';
-import type { Identity } from '../identity.js';
+import { Identity } from '../identity.js';
 import type { CompiledIssuer } from '../issuer.js';
 import type { Reason } from '../reasons.js';
 
@@ -28,6 +28,11 @@ export function verifiedIdentity(
   kid: unknown,
   forward: readonly ForwardClaimSpec[],
   trace: string[] | null,
+  /**
+   * The verified token's payload segment, when `payload` is exactly its decoding: the identity
+   * then decodes the claims again when a rule reads them instead of keeping `payload`.
+   */
+  payloadSegment?: string,
 ): VerifyOutcome {
   // The subject: the first of the issuer's subject claims with a non-empty value (`sub`, or for
   // Cloudflare Access service tokens, whose sub is "", their `common_name`).
@@ -51,23 +56,23 @@ export function verifiedIdentity(
   const maxAge = issuer.config.maxTokenAgeSeconds;
   if (maxAge !== undefined && typeof payload.iat === 'number')
     expires = Math.min(expires, payload.iat + maxAge);
-  const identity: Identity = {
-    issuerId: issuer.id,
-    iss: issuer.iss,
-    sub: (sub as string | undefined) ?? null,
-    kid: typeof kid === 'string' ? kid : null,
-    alg,
-    expiresAtMs: (expires + tol) * 1000,
-    notBeforeMs: typeof payload.nbf === 'number' ? (payload.nbf - tol) * 1000 : Number.NEGATIVE_INFINITY,
-    roles: issuer.roles.roles(payload),
-    claims: payload,
-    forwarded: forwardClaims(payload, forward),
-    certThumbprint: certThumbprint(payload),
-    maskGeneration: 0,
-    directMask: 0,
-    effectiveMask: 0,
-    decisions: null,
-  };
+  // Identities are what the token cache holds, up to cache.maxEntries of them: strings and
+  // role lists that repeat across tokens (alg, kid, the same roles) are shared, not copied.
+  const identity = new Identity(
+    {
+      issuerId: issuer.id,
+      iss: issuer.iss,
+      sub: (sub as string | undefined) ?? null,
+      kid: typeof kid === 'string' ? shared(kid) : null,
+      alg: shared(alg),
+      expiresAtMs: (expires + tol) * 1000,
+      notBeforeMs: typeof payload.nbf === 'number' ? (payload.nbf - tol) * 1000 : Number.NEGATIVE_INFINITY,
+      roles: sharedRoles(issuer.roles.roles(payload)),
+      forwarded: forwardClaims(payload, forward),
+      certThumbprint: certThumbprint(payload),
+    },
+    payloadSegment ?? payload,
+  );
   if (trace) {
     trace.push(`signature: verified (alg ${identity.alg}, kid ${identity.kid ?? '(none)'})`);
     trace.push(
@@ -89,3 +94,27 @@ export function verifiedIdentity(
   }
   return { ok: true, identity };
 }
+
+/** Interned strings and role lists; bounded, since kids and role sets come from outside. */
+const MAX_SHARED = 1024;
+const sharedStrings = new Map<string, string>();
+const sharedRoleLists = new Map<string, readonly string[]>();
+
+function shared(s: string): string {
+  const known = sharedStrings.get(s);
+  if (known !== undefined) return known;
+  if (sharedStrings.size < MAX_SHARED && s.length <= 256) sharedStrings.set(s, s);
+  return s;
+}
+
+function sharedRoles(roles: readonly string[]): readonly string[] {
+  if (roles.length === 0) return NO_ROLES;
+  const key = roles.join('\n');
+  const known = sharedRoleLists.get(key);
+  if (known !== undefined) return known;
+  const list = Object.freeze(roles.map(shared));
+  if (sharedRoleLists.size < MAX_SHARED) sharedRoleLists.set(key, list);
+  return list;
+}
+
+const NO_ROLES: readonly string[] = Object.freeze([]);

@@ -4,7 +4,7 @@
  * good set keeps verifying, nothing is persisted, the status says why; a well-formed set that
  * retires a key takes effect at once. A real JWKS server on loopback, real signatures.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as jose from 'jose';
@@ -214,7 +214,6 @@ describe('a fetched key set that would fail valid tokens is a failed fetch', () 
     first.close();
     const file = join(dir, 'idp.jwks.json');
     const saved = JSON.parse(readFileSync(file, 'utf8'));
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(file, JSON.stringify({ ...saved, jwks: { keys: [] } }));
     await s.close();
     const second = engine(s, ['RS256'], dir);
@@ -298,5 +297,61 @@ describe('what an operator sees of a refused set (the agent in process)', () => 
     expect(metrics).toContain('spoe_authz_jwks_rejections_total{issuer="idp",reason="no_usable_key"} 1');
     expect(metrics).toContain('spoe_authz_jwks_rejections_total{issuer="idp",reason="invalid_key"} 0');
     expect(metrics).toContain('spoe_authz_jwks_fetch_failures_total{issuer="idp"} 1');
+  });
+});
+
+describe('a jwks-file read again (SIGHUP: engine.refreshKeys) follows the same rules', () => {
+  it('takes a rotated file at once, keeps the keys read before when the new file is refused', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'keys.json');
+    writeFileSync(path, JSON.stringify(jwks(rsa)));
+    const e = AuthzEngine.create(
+      {
+        issuers: [
+          {
+            id: 'file',
+            issuer: 'https://file.example',
+            audiences: [AUD],
+            algorithms: ['RS256'],
+            keys: { type: 'jwks-file', path },
+          },
+        ],
+        cache: { maxEntries: 0, negativeTtlSeconds: 0 },
+        policy: { preset: 'none', rules: [{ name: 'any-token', path: '/**' }] },
+      },
+      { now: () => NOW_MS },
+    );
+    cleanup.push(() => e.close());
+    await e.start();
+    const decide = async (key: TestKey) =>
+      (
+        await e.decide(
+          request('GET', '/x', { token: await sign(key, { iss: 'https://file.example', aud: AUD }) }),
+        )
+      ).reason;
+    expect(await decide(rsa)).toBe('ok');
+    expect(await decide(rsa2)).toBe('unknown_key');
+
+    writeFileSync(path, JSON.stringify(jwks(rsa2)));
+    await e.refreshKeys();
+    expect(await decide(rsa2)).toBe('ok');
+    expect(await decide(rsa)).toBe('unknown_key');
+
+    for (const [set, why] of [
+      [{ keys: [] }, 'no_usable_key'],
+      [{ keys: [{ ...rsa2.jwk, n: 'AQAB' }] }, 'invalid_key'],
+    ] as const) {
+      writeFileSync(path, JSON.stringify(set));
+      await e.refreshKeys();
+      expect(await decide(rsa2)).toBe('ok');
+      expect(e.issuerStatus()[0]).toMatchObject({ lastRejection: { reason: why } });
+    }
+    writeFileSync(path, 'not json');
+    await e.refreshKeys();
+    expect(await decide(rsa2)).toBe('ok');
+    expect(e.issuerStatus()[0]).toMatchObject({
+      failures: 3,
+      rejections: { no_usable_key: 1, invalid_key: 1 },
+    });
   });
 });

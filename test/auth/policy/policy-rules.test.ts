@@ -243,7 +243,7 @@ describe('rule index', () => {
               null,
               null,
               false,
-              withToken ? { scope: 'a b' } : null,
+              withToken ? { claims: { scope: 'a b' } } : null,
               mask,
             );
           const indexed = policy.match(ctx());
