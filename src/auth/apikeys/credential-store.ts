@@ -118,12 +118,15 @@ export interface CredentialStoreStatus {
   readonly authStringCacheEntries: number;
 }
 
+/** Strict UTF-8: an auth string that is not valid UTF-8 matches nothing. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 /** Decoded `user:password` of a Basic credential, or null when it is not one. */
 export function decodeBasic(encoded: string): { user: string; password: string } | null {
   if (encoded.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(encoded)) return null;
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(encoded, 'base64'));
+    text = UTF8.decode(Buffer.from(encoded, 'base64'));
   } catch {
     return null;
   }
@@ -281,10 +284,11 @@ export class CredentialStore {
   /** A remembered auth string (verified since the last reload), or undefined: verify it. */
   cachedAuthString(basic: BasicCredential, now: number): Identity | undefined {
     if (this.verified === null) return undefined;
-    const hit = this.verified.get(cacheKey(basic));
+    const key = cacheKey(basic);
+    const hit = this.verified.get(key);
     if (hit === undefined) return undefined;
     if (now < hit.untilMs) return hit.identity;
-    this.verified.delete(cacheKey(basic));
+    this.verified.delete(key);
     return undefined;
   }
 
