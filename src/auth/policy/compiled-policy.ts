@@ -66,7 +66,10 @@ export class CompiledPolicy {
    * parameter some rule reads that a server could read differently (query.ts).
    */
   ambiguity(method: string, segments: readonly string[], query: string | null): string | null {
-    if (method !== method.toUpperCase()) return `method "${method}" is not in upper case`;
+    for (let i = 0; i < method.length; i++) {
+      const c = method.charCodeAt(i);
+      if ((c >= 97 && c <= 122) || c > 127) return `method "${method}" is not in upper case`;
+    }
     return this.confusion.check(segments) ?? queryAmbiguity(query, this.queryNames);
   }
 
