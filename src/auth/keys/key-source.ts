@@ -34,6 +34,21 @@ export interface KeySourceStatus {
   } | null;
 }
 
+/** A refused key set as a source remembers it. */
+export interface KeySetRefusal {
+  readonly reason: KeySetRejection;
+  readonly message: string;
+  /** Date.now() when it was refused. */
+  readonly at: number;
+}
+
+/** `KeySourceStatus.lastRejection` of a remembered refusal. */
+export function rejectionStatus(refusal: KeySetRefusal | null): KeySourceStatus['lastRejection'] {
+  return refusal === null
+    ? null
+    : { reason: refusal.reason, message: refusal.message, ageMs: Date.now() - refusal.at };
+}
+
 /** Where an issuer's verification keys come from. */
 export interface KeySource {
   readonly kind: KeysConfig['type'];
@@ -113,7 +128,7 @@ export class LocalKeySource implements KeySource {
   /** The file's text last read and accepted (jwks-file), so an unchanged file is not re-imported. */
   private acceptedText: string | null = null;
   private readonly rejections: Record<KeySetRejection, number> = { no_usable_key: 0, invalid_key: 0 };
-  private lastRejection: { reason: KeySetRejection; message: string; at: number } | null = null;
+  private lastRejection: KeySetRefusal | null = null;
   private lastError: string | null = null;
   private failures = 0;
 
@@ -245,14 +260,7 @@ export class LocalKeySource implements KeySource {
       failures: this.failures,
       lastError: this.lastError,
       rejections: { ...this.rejections },
-      lastRejection:
-        this.lastRejection === null
-          ? null
-          : {
-              reason: this.lastRejection.reason,
-              message: this.lastRejection.message,
-              ageMs: Date.now() - this.lastRejection.at,
-            },
+      lastRejection: rejectionStatus(this.lastRejection),
     };
   }
 }

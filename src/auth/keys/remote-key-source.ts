@@ -14,7 +14,7 @@ import { type FetchLike, fetchJson, isJwkSet } from './http-fetch.js';
 import { persistedJwksPath, readPersistedJwks, writePersistedJwks } from './jwks-store.js';
 import { KeyIndex } from './key-index.js';
 import { checkKeySet, KeySetRejected, type KeySetRejection, keySetRejection } from './key-set-check.js';
-import type { KeySource, KeySourceStatus } from './key-source.js';
+import { type KeySetRefusal, type KeySource, type KeySourceStatus, rejectionStatus } from './key-source.js';
 import { keyUrlProblem } from './url-check.js';
 
 type RemoteKeys = Extract<KeysConfig, { type: 'oidc' | 'jwks-url' }>;
@@ -66,7 +66,7 @@ export class RemoteKeySource implements KeySource {
   private failures = 0;
   private readonly rejections: Record<KeySetRejection, number> = { no_usable_key: 0, invalid_key: 0 };
   /** The last fetched set that was refused, until a set is accepted again. */
-  private lastRejection: { reason: KeySetRejection; message: string; at: number } | null = null;
+  private lastRejection: KeySetRefusal | null = null;
   private forcing = false;
   private persistedUat: number | undefined;
   private refreshing: Promise<void> | null = null;
@@ -163,14 +163,7 @@ export class RemoteKeySource implements KeySource {
       lastSuccessAgeMs: this.lastSuccessAt === null ? null : Date.now() - this.lastSuccessAt,
       lastError: this.lastError,
       rejections: { ...this.rejections },
-      lastRejection:
-        this.lastRejection === null
-          ? null
-          : {
-              reason: this.lastRejection.reason,
-              message: this.lastRejection.message,
-              ageMs: Date.now() - this.lastRejection.at,
-            },
+      lastRejection: rejectionStatus(this.lastRejection),
     };
   }
 
