@@ -570,22 +570,37 @@ async function startOnce(bin: string, opts: StartHaproxyOptions): Promise<Haprox
     });
   };
 
+  let runningCfg = opts.cfg;
   const reload = async (next?: Pick<StartHaproxyOptions, 'cfg' | 'spoeConf' | 'files'>): Promise<void> => {
     if (!opts.masterWorker) throw new TypeError('reload() needs startHaproxy({ masterWorker: true })');
+    // The proxies that accept connections in the running config: the old worker stops each.
+    const listening = [...runningCfg.matchAll(/^\s*(?:frontend|listen)\s+(\S+)/gm)].map(
+      (x) => x[1] as string,
+    );
     if (next) {
       await allocatePorts(next, at.ports);
       await writeAll(at, next);
+      runningCfg = next.cfg;
     }
     await checkConfig(bin, cfgPath, dir);
-    const workers = [...text.matchAll(/New worker \((\d+)\) forked/g)];
-    const oldWorker = workers[workers.length - 1]?.[1];
+    // 2.x: "New worker (<pid>) forked"; 3.x: "Initializing new worker (<pid>)".
+    const workers = [...text.matchAll(/(?:New worker \((\d+)\) forked|Initializing new worker \((\d+)\))/g)];
+    const last = workers[workers.length - 1];
+    const oldWorker = last?.[1] ?? last?.[2];
     const since = text.length;
     child.kill('SIGUSR2');
     const m = await waitForLog(/Loading (success|failure)/, 10_000, since);
     if (m[1] !== 'success') throw new Error(`haproxy reload failed:\n${text.slice(since)}`);
-    // The old worker keeps accepting until the master tells it to stop; its proxies log
-    // "Proxy <name> stopped" once their listeners are closed.
-    if (oldWorker) await waitForLog(new RegExp(`\\(${oldWorker}\\) : Proxy \\S+ stopped`), 10_000, since);
+    // The old worker keeps accepting until the master tells it to stop; each of its proxies logs
+    // "Proxy <name> stopped" once its listeners are closed.
+    if (oldWorker) {
+      for (const name of listening)
+        await waitForLog(
+          new RegExp(`\\(${oldWorker}\\) : Proxy ${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} stopped`),
+          10_000,
+          since,
+        );
+    }
   };
 
   const instance: HaproxyInstance = {
