@@ -40,7 +40,7 @@ function engine(s: JwksServer, keys: Keys = {}, extra: Partial<AuthzConfigInput>
           issuer: s.issuer,
           audiences: [AUD],
           algorithms: ['RS256', 'ES256', 'EdDSA'],
-          keys: { type: 'oidc', cooldownSeconds: 0, timeoutMs: 500, ...keys } as never,
+          keys: { type: 'oidc', cooldownSeconds: 0, timeoutMs: 5_000, ...keys } as never,
         },
       ],
       cache: { maxEntries: 0, negativeTtlSeconds: 0 },
