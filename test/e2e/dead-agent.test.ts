@@ -25,7 +25,7 @@ interface Sent {
 
 describeHaproxy('a killed agent under steady traffic', (v) => {
   // 2.6-3.0 keep a few requests queued for a dead agent until `timeout processing`: there the
-  // bound needs the documented SPOE_TIMEOUT_PROCESSING=200ms (haproxy/README.md).
+  // bound needs the documented SPOE_TIMEOUT_PROCESSING=150ms (haproxy/README.md).
   const spopMux = v.major > 3 || (v.major === 3 && v.minor >= 1);
   let stack: Stack;
 
@@ -35,7 +35,7 @@ describeHaproxy('a killed agent under steady traffic', (v) => {
       haproxyEnv: {
         // Hundreds of requests for one subject: above the shipped rate limit.
         RATE_LIMIT_USER: '1000000',
-        ...(spopMux ? {} : { SPOE_TIMEOUT_PROCESSING: '200ms' }),
+        ...(spopMux ? {} : { SPOE_TIMEOUT_PROCESSING: '150ms' }),
       },
     });
   }, 60_000);
