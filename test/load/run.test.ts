@@ -243,7 +243,7 @@ describe('load generator against the real agent (in process, dev issuer)', () =>
     ]);
     expect(currentGc(['--single-threaded-gc'])).toBe('single');
     expect(currentGc(['--import', 'tsx'])).toBe('parallel');
-  });
+  }, 120_000);
 
   it('SIGTERM to the CLI reaches the generator it runs again under --single-threaded-gc', async () => {
     const cli = spawn(
@@ -294,7 +294,9 @@ describe('load generator against the real agent (in process, dev issuer)', () =>
       // is 20 ms late, ~40 per write, and each waited ~10 ms on average.
       const alone = await run('0');
       const batched = await run('20000');
-      expect(alone.writes).toBeGreaterThan(200);
+      // Alone it writes about once per NOTIFY on an idle machine; a busy one makes the
+      // generator late and coalesce some, so the bound is relative to the batched run.
+      expect(alone.writes).toBeGreaterThan(2 * batched.writes);
       expect(batched.writes).toBeLessThan(40);
       expect(batched.p50).toBeGreaterThan(5_000);
       expect(batched.p50).toBeGreaterThan(alone.p50);

@@ -6,10 +6,12 @@ export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
 /** Key sets and discovery documents are small; anything bigger is junk or an attack. */
 export const MAX_KEY_DOCUMENT_BYTES = 1024 * 1024;
 
-async function readLimited(response: Response, maxBytes: number, url: string): Promise<string> {
+/** The body as text, or null when it is larger than `max` bytes (read no further). */
+export async function readBounded(response: Response, max: number): Promise<string | null> {
   const declared = Number(response.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    throw new AuthError('keys_unavailable', `${url}: response larger than ${maxBytes} bytes`);
+  if (Number.isFinite(declared) && declared > max) {
+    await response.body?.cancel().catch(() => {});
+    return null;
   }
   if (response.body === null) return '';
   const reader = response.body.getReader();
@@ -19,13 +21,20 @@ async function readLimited(response: Response, maxBytes: number, url: string): P
     const { done, value } = await reader.read();
     if (done) break;
     total += value.byteLength;
-    if (total > maxBytes) {
+    if (total > max) {
       await reader.cancel().catch(() => {});
-      throw new AuthError('keys_unavailable', `${url}: response larger than ${maxBytes} bytes`);
+      return null;
     }
     chunks.push(value);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+async function readLimited(response: Response, maxBytes: number, url: string): Promise<string> {
+  const text = await readBounded(response, maxBytes);
+  if (text === null)
+    throw new AuthError('keys_unavailable', `${url}: response larger than ${maxBytes} bytes`);
+  return text;
 }
 
 /**

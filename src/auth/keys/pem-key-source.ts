@@ -3,7 +3,7 @@ import { AuthError } from '../errors.js';
 import type { IssuerConfig, KeysConfig } from '../issuer-config.js';
 import type { AuthLogger } from '../logger.js';
 import { FastKey } from '../verify/jws.js';
-import type { FetchLike } from './http-fetch.js';
+import { type FetchLike, readBounded } from './http-fetch.js';
 import type { KeySource, KeySourceStatus } from './key-source.js';
 
 type PemKeys = Extract<KeysConfig, { type: 'pem-url' }>;
@@ -208,28 +208,4 @@ export class PemKeySource implements KeySource {
       lastRejection: null,
     };
   }
-}
-
-/** The body as text, or null when it is larger than `max` bytes (read no further). */
-async function readBounded(response: Response, max: number): Promise<string | null> {
-  const declared = Number(response.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > max) {
-    await response.body?.cancel().catch(() => {});
-    return null;
-  }
-  if (response.body === null) return '';
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel().catch(() => {});
-      return null;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
