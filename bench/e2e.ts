@@ -806,7 +806,7 @@ function chartOf(table: readonly RowSummary[], machine: Machine): string {
   const date = new Date().toISOString().slice(0, 10);
   return renderChart(
     'bench:e2e: wrk through HAProxy, one row per authorization setup',
-    `${commit}, ${date}, ${machine.cpuModel} x${machine.cores}, ${machine.haproxy}, node ${machine.node}; medians of ${runs} runs`,
+    `${commit}, ${date}, ${machine.cpuModel} x${machine.cores}, HAProxy ${machine.haproxy}, node ${machine.node}; ${runs === 1 ? 'one run' : `medians of ${runs} runs`}`,
     table.map((r) => ({ label: `${r.id}. ${r.name}`, rps: r.rps, p50: r.p50 / 1000, p99: r.p99 / 1000 })),
   );
 }

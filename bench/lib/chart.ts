@@ -17,7 +17,8 @@ const TOP = 56;
 const LABEL_W = 300;
 const BAR_W = 260;
 const GAP = 110;
-const FONT = 'font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12"';
+const FAMILY = 'font-family="system-ui, -apple-system, Segoe UI, sans-serif"';
+const FONT = `${FAMILY} font-size="12"`;
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -36,7 +37,7 @@ export function renderChart(title: string, subtitle: string, rows: readonly Char
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(title)}">`,
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
-    `<text x="12" y="20" ${FONT} font-size="15" font-weight="600" fill="#111">${esc(title)}</text>`,
+    `<text x="12" y="20" ${FAMILY} font-size="15" font-weight="600" fill="#111">${esc(title)}</text>`,
     `<text x="12" y="38" ${FONT} fill="#555">${esc(subtitle)}</text>`,
     `<text x="${x1}" y="${TOP - 4}" ${FONT} font-weight="600" fill="#111">requests/s (higher is better)</text>`,
     `<text x="${x2}" y="${TOP - 4}" ${FONT} font-weight="600" fill="#111">latency ms: p50 (dark), p99 (light)</text>`,

@@ -12,6 +12,11 @@ describe('bench:e2e chart', () => {
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
     expect(svg).toContain('title &lt;&amp;&gt;');
     expect(svg).not.toContain('title <&>');
+    // Well-formed: no element repeats an attribute (an XML error; browsers then show nothing).
+    for (const tag of svg.match(/<[a-z]+ [^>]*>/g) ?? []) {
+      const names = [...tag.matchAll(/ ([a-z-]+)="/g)].map((m) => m[1]);
+      expect(new Set(names).size, tag).toBe(names.length);
+    }
   });
 
   it('draws each row with its figures, bars in proportion', () => {
