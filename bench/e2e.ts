@@ -112,7 +112,7 @@ const quietWaitS = int('quiet-wait', args['quiet-wait'], 0, 3_600);
 const onlyRows = new Set(args.rows.split(',').map(Number));
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
-/** Before each measurement: wait (bounded) for colleagues' work on this shared machine to stop. */
+/** Before each measurement: wait (bounded) until other work on this shared machine has stopped. */
 async function quiet(): Promise<void> {
   if (quietWaitS === 0) return;
   const busy = await waitQuiet(maxOther, quietWaitS * 1000);
@@ -628,7 +628,7 @@ interface RowSummary {
     agent: number | null;
     wrk: number | null;
     machine: number | null;
-    /** Machine minus our processes: colleagues' work that disturbed the measurement. */
+    /** Machine minus our processes: other work that disturbed the measurement. */
     other: number | null;
   };
   readonly verificationsPerRequest: number | null;

@@ -93,7 +93,7 @@ export function describeMachine(tools: { haproxy: Tool; wrk: Tool }): Machine {
   };
 }
 
-/** 1-minute load average (what colleagues' test suites add to the machine). */
+/** 1-minute load average (what other work adds to the machine). */
 export function loadAverage(): number {
   try {
     return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);

@@ -4,11 +4,11 @@
  * strings that repeat across tokens are shared; remembered decisions still answer as fresh ones.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AuthzEngine, type AuthzRequest } from '../../src/auth/index.js';
-import { jwks, makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
+import type { AuthzEngine, AuthzRequest } from '../../src/auth/index.js';
+import { TEST_ISS as ISS, testEngine } from './helpers/engine.js';
+import { makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
 import { request } from './helpers/request.js';
 
-const ISS = 'https://idp.example.com';
 let key: TestKey;
 
 beforeAll(async () => {
@@ -16,35 +16,22 @@ beforeAll(async () => {
 });
 
 function engineWith(verifier: 'fast' | 'jose'): AuthzEngine {
-  return AuthzEngine.create(
-    {
-      verifier,
-      issuers: [
+  return testEngine(key, () => NOW_MS, {
+    verifier,
+    policy: {
+      preset: 'none',
+      rules: [
         {
-          id: 'idp',
-          issuer: ISS,
-          audiences: ['prefect'],
-          algorithms: ['ES256'],
-          keys: { type: 'jwks', jwks: jwks(key) },
-          roles: { claims: ['roles'], passthrough: true },
+          name: 'team-a',
+          methods: ['GET'],
+          path: '/api/teams/:team/**',
+          claims: { team: { param: 'team' } },
         },
+        { name: 'scoped', methods: ['GET'], path: '/api/reports/**', scopes: ['reports:read'] },
+        { name: 'viewers', methods: ['GET'], path: '/api/flows/**', roles: ['viewer'] },
       ],
-      policy: {
-        preset: 'none',
-        rules: [
-          {
-            name: 'team-a',
-            methods: ['GET'],
-            path: '/api/teams/:team/**',
-            claims: { team: { param: 'team' } },
-          },
-          { name: 'scoped', methods: ['GET'], path: '/api/reports/**', scopes: ['reports:read'] },
-          { name: 'viewers', methods: ['GET'], path: '/api/flows/**', roles: ['viewer'] },
-        ],
-      },
     },
-    { now: () => NOW_MS },
-  );
+  });
 }
 
 /** Like a NOTIFY's args: every string is a slice of one larger text. */
