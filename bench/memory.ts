@@ -36,8 +36,10 @@ const VARIANTS: Record<string, readonly string[]> = {
   default: [],
   'semi-space-2': ['--max-semi-space-size=2'],
   'semi-space-4': ['--max-semi-space-size=4'],
-  /** A smaller young generation and old-generation GCs at 1.25x the live size (deploy/ uses these). */
+  /** A 2 MB young generation and old-generation GCs at 1.25x the live size (costs CPU: BENCHMARKS.md). */
   lean: ['--max-semi-space-size=2', '--heap-growing-percent=25'],
+  /** Old-generation GCs at 1.25x the live size, the young generation as V8 sizes it. */
+  'growing-25': ['--heap-growing-percent=25'],
 };
 
 const { values } = parseArgs({

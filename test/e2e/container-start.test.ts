@@ -32,10 +32,12 @@ function dockerfileRuntime(): { env: Record<string, string>; cmd: string[] } {
   return { env, cmd };
 }
 
-/** The image's CMD arguments after `node dist/cli.js`. */
+/** The image's CMD arguments after `node [V8 heap flags] dist/cli.js`. */
 function cliArgs(cmd: string[]): string[] {
-  expect(cmd.slice(0, 2)).toEqual(['node', 'dist/cli.js']);
-  return cmd.slice(2);
+  const script = cmd.indexOf('dist/cli.js');
+  expect(cmd[0]).toBe('node');
+  expect(cmd.slice(1, script)).toEqual(['--heap-growing-percent=25']);
+  return cmd.slice(script + 1);
 }
 
 describe('the container image with nothing configured', () => {
