@@ -6,15 +6,7 @@
  * and the case table also pins which path answered. jose-differential.test.ts does the same
  * over generated key sets against jose alone.
  */
-import {
-  constants,
-  createHmac,
-  createSecretKey,
-  generateKeyPairSync,
-  KeyObject,
-  sign as nodeSign,
-  type webcrypto,
-} from 'node:crypto';
+import { createSecretKey, generateKeyPairSync, KeyObject, type webcrypto } from 'node:crypto';
 import fc from 'fast-check';
 import * as jose from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +18,7 @@ import { silentLogger } from '../../../src/auth/logger.js';
 import { TokenVerifier, type VerifyOutcome } from '../../../src/auth/verify/verifier.js';
 import { jwks as jwksOf, makeKey, NOW_MS, NOW_S } from '../helpers/keys.js';
 import { request } from '../helpers/request.js';
+import { signerFor } from '../helpers/signer.js';
 
 // Every algorithm an issuer may be configured with.
 const ASYM = [...ASYMMETRIC_ALGORITHMS];
@@ -51,24 +44,6 @@ interface AlgKey {
   readonly signOther: (data: Buffer) => Buffer;
   /** jose's own signer, for tokens minted the ordinary way. */
   readonly joseKey: jose.CryptoKey | Uint8Array;
-}
-
-function signerFor(alg: string, key: KeyObject): (data: Buffer) => Buffer {
-  const hash = alg.startsWith('Ed') ? null : `sha${alg.slice(2)}`;
-  if (alg.startsWith('HS'))
-    return (data) =>
-      createHmac(hash as string, key)
-        .update(data)
-        .digest();
-  if (alg.startsWith('PS'))
-    return (data) =>
-      nodeSign(hash, data, {
-        key,
-        padding: constants.RSA_PKCS1_PSS_PADDING,
-        saltLength: Number(alg.slice(2)) / 8,
-      });
-  if (alg.startsWith('ES')) return (data) => nodeSign(hash, data, { key, dsaEncoding: 'ieee-p1363' });
-  return (data) => nodeSign(hash, data, key);
 }
 
 const keyObject = (k: jose.CryptoKey) => KeyObject.from(k as unknown as webcrypto.CryptoKey);

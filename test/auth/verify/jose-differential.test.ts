@@ -12,15 +12,7 @@
  * in the set or not, with kid variants and claim faults. Both settings (`verifier: fast` and
  * `verifier: jose`) must give the reference's answer for every case.
  */
-import {
-  constants,
-  createHmac,
-  createSecretKey,
-  generateKeyPairSync,
-  KeyObject,
-  sign as nodeSign,
-  type webcrypto,
-} from 'node:crypto';
+import { createSecretKey, generateKeyPairSync, KeyObject, type webcrypto } from 'node:crypto';
 import fc from 'fast-check';
 import * as jose from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -30,6 +22,7 @@ import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, IssuerSchema } from '../../../s
 import { silentLogger } from '../../../src/auth/logger.js';
 import { TokenVerifier } from '../../../src/auth/verify/verifier.js';
 import { NOW_MS, NOW_S } from '../helpers/keys.js';
+import { signerFor } from '../helpers/signer.js';
 
 const ISS = 'https://idp.example.com';
 const AUD = 'prefect';
@@ -168,24 +161,6 @@ interface PoolKey {
 }
 
 let pool: PoolKey[];
-
-function signerFor(alg: string, key: KeyObject): (data: Buffer) => Buffer {
-  const hash = alg.startsWith('Ed') ? null : `sha${alg.slice(2)}`;
-  if (alg.startsWith('HS'))
-    return (data) =>
-      createHmac(hash as string, key)
-        .update(data)
-        .digest();
-  if (alg.startsWith('PS'))
-    return (data) =>
-      nodeSign(hash, data, {
-        key,
-        padding: constants.RSA_PKCS1_PSS_PADDING,
-        saltLength: Number(alg.slice(2)) / 8,
-      });
-  if (alg.startsWith('ES')) return (data) => nodeSign(hash, data, { key, dsaEncoding: 'ieee-p1363' });
-  return (data) => nodeSign(hash, data, key);
-}
 
 async function poolKey(name: string, genAlg: string, algs: string[]): Promise<PoolKey> {
   const pair = await jose.generateKeyPair(genAlg, { extractable: true });
