@@ -437,6 +437,13 @@ function otherCpu(c: CpuReport): number | null {
   return Math.max(0, c.machine - ours);
 }
 
+/** CPU µs per request from a process's % of a core over a run at `rps`. */
+function perRequest(cpuPercent: number | null | undefined, rps: number): number | null {
+  return cpuPercent === undefined || cpuPercent === null || rps <= 0
+    ? null
+    : (cpuPercent / 100) * (1e6 / rps);
+}
+
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
@@ -742,6 +749,11 @@ interface RowSummary {
     other: number | null;
   };
   readonly verificationsPerRequest: number | null;
+  /**
+   * CPU µs per request of HAProxy and of the agent (median over runs): what each request costs
+   * each process, which a busy shared machine disturbs less than req/s.
+   */
+  readonly usPerRequest: { haproxy: number | null; agent: number | null };
   readonly runsRps: number[];
   readonly sanity: string;
 }
@@ -788,6 +800,10 @@ function summarize(
       wrk: med(r.id, (m) => m.cpu.processes.wrk ?? null),
       machine: med(r.id, (m) => m.cpu.machine),
       other: med(r.id, (m) => otherCpu(m.cpu)),
+    },
+    usPerRequest: {
+      haproxy: med(r.id, (m) => perRequest(m.cpu.processes.haproxy, m.wrk.rps)),
+      agent: med(r.id, (m) => perRequest(m.cpu.processes.agent, m.wrk.rps)),
     },
     verificationsPerRequest: med(r.id, (m) =>
       m.verifications === null ? null : m.verifications / m.wrk.requests,
@@ -862,7 +878,9 @@ function render(s: ReturnType<typeof summarize>, m: Machine, load: LoadReports):
       r.verificationsPerRequest === null
         ? ''
         : `; agent verifications per request ${r.verificationsPerRequest.toFixed(3)}`;
-    lines.push(`row ${r.id}: runs ${r.runsRps.map(fmtInt).join(', ')} req/s; sanity: ${r.sanity}${v}`);
+    const us = (x: number | null) => (x === null ? '-' : x.toFixed(1));
+    const cpu = `; CPU µs per request haproxy ${us(r.usPerRequest.haproxy)} agent ${us(r.usPerRequest.agent)}`;
+    lines.push(`row ${r.id}: runs ${r.runsRps.map(fmtInt).join(', ')} req/s; sanity: ${r.sanity}${v}${cpu}`);
   }
   if (load.closed.length > 0) {
     lines.push(
