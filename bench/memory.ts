@@ -3,12 +3,13 @@
  *
  *   npm run bench:memory -- [--tokens 100000] [--token-bytes 800] [--turnover 60]
  *                           [--variants default,semi-space-2] [--baseline DIR] [--json FILE]
- *                           [--heap-snapshot FILE]
+ *                           [--heap-snapshot FILE] [--fill-passes 1]
  *
  * For each variant (a set of Node options for the agent) it starts the built agent
  * (`node dist/cli.js serve`) with an HS256 issuer and `cache.maxEntries` = --tokens, then:
  *   1. idle: RSS and V8 heap used after start;
- *   2. fill: every token of set A once through `spoe-authz load` (each verified and cached),
+ *   2. fill: every token of set A once through `spoe-authz load` (each verified and cached;
+ *      with --fill-passes 2 each is then used again, so that each holds a remembered decision),
  *      then RSS and heap used 2 s later;
  *   3. turnover: set A and B (2x --tokens distinct tokens) round-robin for --turnover seconds,
  *      so every request misses, is verified and evicts the oldest entry: RSS and heap used
@@ -58,11 +59,13 @@ const { values } = parseArgs({
     baseline: { type: 'string' },
     json: { type: 'string' },
     'heap-snapshot': { type: 'string' },
+    'fill-passes': { type: 'string', default: '1' },
   },
 });
 const N = Number(values.tokens);
 const TOKEN_BYTES = Number(values['token-bytes']);
 const TURNOVER_S = Number(values.turnover);
+const FILL_PASSES = Number(values['fill-passes']);
 const variantNames = (values.variants ?? '').split(',').filter(Boolean);
 for (const v of variantNames) if (!(v in VARIANTS)) throw new Error(`unknown variant ${v}`);
 
@@ -217,7 +220,7 @@ async function runVariant(name: string, dir: string, fileA: string, fileAB: stri
     const pid = agent.pid!;
     await sleep(1000);
     const idle = await sample(pid, metricsPort);
-    await runLoad(port, fileA, N, ['--requests', String(N)]);
+    await runLoad(port, fileA, N, ['--requests', String(N * FILL_PASSES)]);
     await sleep(2000);
     const filled = await sample(pid, metricsPort);
     if (values['heap-snapshot'] !== undefined) {
