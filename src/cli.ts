@@ -39,6 +39,7 @@ serve:
 
 check:
   --spoe-conf FILE       also check that this SPOE config sends the args and var-prefix we expect
+  --haproxy-cfg FILE     also warn about each agent var this haproxy.cfg reads that "vars" does not send
 
 explain:
   --method M --path P [--query Q] [--host H] [--src IP] [--prefect-ui] [--body JSON]

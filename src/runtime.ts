@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { createAuthorizeHandler } from './agent/handler.js';
-import { FAIL_CLOSED_ACTIONS } from './agent/vars.js';
+import { DecisionVars, FAIL_CLOSED_ACTIONS } from './agent/vars.js';
 import type { AuthzEngine, Decision } from './auth/index.js';
 import {
   formatListenAddress,
@@ -86,8 +86,15 @@ export async function startRuntime(
 
   const metrics = new AgentMetrics({ engine: () => engine, spop });
   const onDecision = (d: Decision, seconds: number) => metrics.onDecision(d, seconds);
+  // A new handler per config: its DecisionVars (the `vars` setting, with its compiled ACKs) too.
   const handlerFor = (e: AuthzEngine, c: AgentConfig) =>
-    createAuthorizeHandler({ engine: e, audit: c.settings.audit, auditLogger, onDecision });
+    createAuthorizeHandler({
+      engine: e,
+      audit: c.settings.audit,
+      auditLogger,
+      onDecision,
+      vars: new DecisionVars(c.settings.vars),
+    });
   spop.setHandler(handlerFor(engine, config));
 
   // Keys first, so readiness is true from the first request when the provider answers; a

@@ -22,6 +22,18 @@ export const VAR = {
 
 export const DECISION_VAR_FIELDS: readonly string[] = Object.values(VAR);
 
+/** `claims` in a var selection: the `claim_<name>` vars of `forwardClaims`. */
+export const CLAIM_VARS = 'claims';
+/**
+ * What the `vars` setting can name: the decision vars, and `claims` for all `claim_*` vars.
+ * HAProxy pays for each SET-VAR it receives, so a deployment can answer only what its
+ * haproxy.cfg reads.
+ */
+export const SELECTABLE_VARS = [...Object.values(VAR), CLAIM_VARS] as const;
+export type SelectableVar = (typeof SELECTABLE_VARS)[number];
+/** Sent whatever `vars` says: haproxy.cfg's verdict ACLs read them (and FAIL_CLOSED sends both). */
+export const REQUIRED_VARS: readonly SelectableVar[] = [VAR.allow, VAR.status];
+
 export const HAPROXY_VAR_NAME_MAX_BYTES = 63;
 export const VAR_PREFIX_MAX_CHARS = 8;
 export const CLAIM_VAR_PREFIX = 'claim_';

@@ -1,5 +1,5 @@
 /**
- * HAProxy configs of the five rows. Every row has the same global/defaults, the same frontend
+ * HAProxy configs of the rows. Every row has the same global/defaults, the same frontend
  * and the same free backend (`http-request return status 200`); only the authorization lines
  * differ.
  */
@@ -57,7 +57,7 @@ export function jwtConfig(s: CommonSettings, o: { pem: string; issuer: string; a
 }
 
 /**
- * Rows 3-5: the shipped haproxy/spoe-agent.conf (message `authorize`, var-prefix auth) and
+ * Rows 3-7: the shipped haproxy/spoe-agent.conf (message `authorize`, var-prefix auth) and
  * the verdict ACLs of haproxy/haproxy.cfg reduced to allow / deny.
  */
 export function spoeConfig(s: CommonSettings, o: { spoeConf: string; agent: string }): string {
@@ -66,6 +66,27 @@ export function spoeConfig(s: CommonSettings, o: { spoeConf: string; agent: stri
     `    filter spoe engine auth config ${o.spoeConf}
     http-request deny status 503 unless { var(txn.auth.allow) -m found }
     http-request deny status 401 unless { var(txn.auth.allow) -m bool }`,
+    `
+backend spoe-agents
+    mode tcp
+    balance roundrobin
+    timeout connect 500ms
+    timeout server 60s
+    server agent1 ${o.agent}
+`,
+  );
+}
+
+/**
+ * Row 8: the same SPOE filter, file and agent backend, but nothing reads the agent's vars: a
+ * request the agent answered (with an empty ACK) is forwarded. Only a SPOE error (timeout, agent
+ * gone: `option set-on-error` sets `error`) is denied, so no request passes unanswered unnoticed.
+ */
+export function spoeForwardConfig(s: CommonSettings, o: { spoeConf: string; agent: string }): string {
+  return frontend(
+    s,
+    `    filter spoe engine auth config ${o.spoeConf}
+    http-request deny status 503 if { var(txn.auth.error) -m found }`,
     `
 backend spoe-agents
     mode tcp

@@ -8,7 +8,7 @@ import { normalizePath } from '../auth/policy/path.js';
 import type { HandlerResult, Notify, NotifyContext, NotifyHandler } from '../spop/index.js';
 import { type AuditMode, auditDecision } from './audit.js';
 import { AUTHORIZE_BODY_MESSAGE, AUTHORIZE_MESSAGE, readAuthorizeArgs } from './request.js';
-import { decisionAck, decisionActions, pathAction } from './vars.js';
+import { DecisionVars } from './vars.js';
 
 /** What the handler needs of the engine: a decision per request (sync on cache hits). */
 export interface Decider {
@@ -22,6 +22,8 @@ export interface AuthorizeHandlerOptions {
   auditLogger: Logger;
   /** Called once per decision with its latency, for metrics. */
   onDecision?: (decision: Decision, seconds: number) => void;
+  /** Which vars the ACKs carry (the `vars` setting); default: every var. */
+  vars?: DecisionVars;
 }
 
 const BAD_REQUEST: Decision = Object.freeze(
@@ -49,6 +51,7 @@ export function canonicalPath(raw: string): string | null {
  */
 export function createAuthorizeHandler(options: AuthorizeHandlerOptions): NotifyHandler {
   const { engine, audit, auditLogger, onDecision } = options;
+  const vars = options.vars ?? new DecisionVars();
   // performance.now(): monotonic, and a double (hrtime.bigint() allocates a BigInt per read).
   const finish = (req: AuthzRequest | null, d: Decision, started: number): HandlerResult => {
     const seconds = (performance.now() - started) / 1e3;
@@ -56,9 +59,10 @@ export function createAuthorizeHandler(options: AuthorizeHandlerOptions): Notify
     if (audit === 'all' || (audit === 'deny' && !d.allow)) auditDecision(auditLogger, req, d, seconds);
     if (d.allow && req !== null) {
       const path = canonicalPath(req.path);
-      if (path !== null) return [...decisionActions(d), pathAction(path)];
+      const set = path === null ? null : vars.pathAction(path);
+      if (set !== null) return [...vars.actions(d), set];
     }
-    return decisionAck(d);
+    return vars.ack(d);
   };
   return (notify: Notify, _ctx: NotifyContext): HandlerResult | Promise<HandlerResult> => {
     const msg = notify.message(AUTHORIZE_MESSAGE) ?? notify.message(AUTHORIZE_BODY_MESSAGE);

@@ -9,6 +9,7 @@ const options = {
   'log-level': { type: 'string' },
   workers: { type: 'string' },
   'spoe-conf': { type: 'string' },
+  'haproxy-cfg': { type: 'string' },
   method: { type: 'string' },
   path: { type: 'string' },
   query: { type: 'string' },

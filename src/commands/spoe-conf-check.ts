@@ -10,14 +10,20 @@ import { readFileSync } from 'node:fs';
 import { ARG, AUTHORIZE_BODY_MESSAGE, AUTHORIZE_MESSAGE } from '../agent/request.js';
 import {
   CLAIM_VAR_PREFIX,
+  CLAIM_VARS,
   HAPROXY_VAR_NAME_MAX_BYTES,
   oversizedVarNames,
+  SELECTABLE_VARS,
+  type SelectableVar,
+  VAR,
   VAR_PREFIX_MAX_CHARS,
 } from '../var-names.js';
 
 export interface SpoeCheck {
   readonly errors: string[];
   readonly warnings: string[];
+  /** The var-prefix HAProxy puts before the agent's vars (`option var-prefix`, else the agent's name). */
+  readonly prefix: string;
 }
 
 const REQUIRED_ARGS = [ARG.method, ARG.path] as const;
@@ -33,11 +39,19 @@ const IGNORED_BY_3_1 = [
   'option send-frag-payload',
 ] as const;
 
-export function checkSpoeConf(path: string, claimNames: readonly string[]): SpoeCheck {
-  return checkSpoeText(readFileSync(path, 'utf8'), claimNames);
+export function checkSpoeConf(
+  path: string,
+  claimNames: readonly string[],
+  vars: readonly SelectableVar[] = SELECTABLE_VARS,
+): SpoeCheck {
+  return checkSpoeText(readFileSync(path, 'utf8'), claimNames, vars);
 }
 
-export function checkSpoeText(text: string, claimNames: readonly string[]): SpoeCheck {
+export function checkSpoeText(
+  text: string,
+  claimNames: readonly string[],
+  vars: readonly SelectableVar[] = SELECTABLE_VARS,
+): SpoeCheck {
   const errors: string[] = [];
   const warnings: string[] = [];
   let section: 'agent' | 'message' | 'other' = 'other';
@@ -133,13 +147,48 @@ export function checkSpoeText(text: string, claimNames: readonly string[]): Spoe
   // shows it with HAProxy 2.6). A list that exists but misses a name is still worth fixing: it
   // no longer says what the agent sets, and HAProxy 2.4 and older drop such a name.
   if (registered !== null) {
-    const needed = ['allow', 'status', 'reason', ...claimNames.map((c) => `${CLAIM_VAR_PREFIX}${c}`)];
+    const needed = [
+      ...[VAR.allow, VAR.status, VAR.reason].filter((v) => vars.includes(v)),
+      ...(vars.includes(CLAIM_VARS) ? claimNames.map((c) => `${CLAIM_VAR_PREFIX}${c}`) : []),
+    ];
     for (const n of needed) {
       if (!registered.includes(n))
         warnings.push(`register-var-names lacks ${n} (HAProxy 2.5+ sets it anyway; 2.4 and older drop it)`);
     }
   }
-  return { errors, warnings };
+  return { errors, warnings, prefix: effectivePrefix };
+}
+
+/** Vars HAProxy sets itself with `option set-on-error` / `set-process-time`. */
+const HAPROXY_OWN_VARS = new Set(['error', 'ptime']);
+
+/**
+ * `check --haproxy-cfg FILE`: the agent's vars (`txn.<prefix>.<name>`) that an haproxy.cfg
+ * reads but the `vars` setting does not send. HAProxy finds them absent: an ACL on one never
+ * matches, a header or log field built from one is empty. One warning per var, with its first line.
+ */
+export function checkHaproxyCfgVars(text: string, prefix: string, vars: readonly SelectableVar[]): string[] {
+  const warnings: string[] = [];
+  const seen = new Set<string>();
+  const escaped = prefix.replace(/[.]/g, '\\.');
+  const re = new RegExp(`var\\(\\s*txn\\.${escaped}\\.([A-Za-z0-9_]+)`, 'g');
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.replace(/^\s*#.*$/, '');
+    for (const m of line.matchAll(re)) {
+      const name = m[1]!;
+      if (seen.has(name) || HAPROXY_OWN_VARS.has(name)) continue;
+      seen.add(name);
+      const claim = name.startsWith(CLAIM_VAR_PREFIX);
+      const key = claim ? CLAIM_VARS : name;
+      const where = `line ${i + 1} reads txn.${prefix}.${name}`;
+      if (!(SELECTABLE_VARS as readonly string[]).includes(key))
+        warnings.push(`${where}, which is not a var of the agent`);
+      else if (!vars.includes(key as SelectableVar))
+        warnings.push(`${where}, which the agent does not send (add ${key} to vars)`);
+    }
+  }
+  return warnings;
 }
 
 /**

@@ -11,6 +11,7 @@ export const ENV_VARS = {
   AUTHZ_METRICS_LISTEN: 'metrics.listen (`off` disables)',
   AUTHZ_LOG_LEVEL: 'log.level',
   AUTHZ_AUDIT: 'audit (all, deny, off)',
+  AUTHZ_VARS: 'vars (comma-separated, e.g. `allow,status,reason`)',
   AUTHZ_HANDLER_TIMEOUT_MS: 'spop.handlerTimeoutMs',
   AUTHZ_MAX_CONNECTIONS: 'spop.maxConnections',
   AUTHZ_LIMIT_POLICY: 'spop.limitPolicy (evict-idle, evict-handshaking, refuse)',
@@ -98,6 +99,9 @@ export function applyEnv(raw: Obj, env: Env): ConfigIssue[] {
   });
   set('AUTHZ_AUDIT', (v) => {
     raw.audit = v;
+  });
+  set('AUTHZ_VARS', (v) => {
+    raw.vars = list(v);
   });
   const timeout = int(env, 'AUTHZ_HANDLER_TIMEOUT_MS', issues);
   if (timeout !== undefined) sub(raw, 'spop').handlerTimeoutMs = timeout;

@@ -1,10 +1,11 @@
 /**
  * The agent's config file: the product's own keys (listen, spop, metrics, log, audit,
- * devIssuer) beside the authorization engine's keys (tokens, issuers, cache, forwardClaims,
+ * devIssuer, vars) beside the authorization engine's keys (tokens, issuers, cache, forwardClaims,
  * jwksCacheDir, policy), all at the top level. Every default is the production default.
  */
 import { z } from 'zod';
 import { LIMIT_POLICIES } from '../spop/index.js';
+import { REQUIRED_VARS, SELECTABLE_VARS } from '../var-names.js';
 import { parseListenAddress } from './listen-address.js';
 
 /** One audit line per decision (`all`), per deny (`deny`), or none. */
@@ -58,6 +59,23 @@ export const MetricsSettingsSchema = z.strictObject({
   listen: LISTEN.nullable().default('127.0.0.1:9464'),
 });
 
+/**
+ * The vars the agent answers (`claims`: every `claim_*` var of forwardClaims). HAProxy pays for
+ * each SET-VAR it receives; a deployment whose haproxy.cfg reads fewer can send fewer. `allow`
+ * and `status` are required: without them HAProxy cannot tell an allow from a deny.
+ */
+export const VarsSchema = z
+  .array(z.enum(SELECTABLE_VARS))
+  .superRefine((value, ctx) => {
+    const missing = REQUIRED_VARS.filter((v) => !value.includes(v));
+    if (missing.length > 0)
+      ctx.addIssue({
+        code: 'custom',
+        message: `must include ${REQUIRED_VARS.join(' and ')} (missing ${missing.join(', ')}): haproxy.cfg's verdict reads them`,
+      });
+  })
+  .default([...SELECTABLE_VARS]);
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const ProductSettingsSchema = z.strictObject({
@@ -74,6 +92,8 @@ export const ProductSettingsSchema = z.strictObject({
    * loopback or unix `listen` only (config/load.ts).
    */
   devIssuer: z.boolean().default(false),
+  /** Which vars the ACKs carry (see {@link VarsSchema}); default every var. */
+  vars: VarsSchema,
 });
 
 /** The top-level keys that belong to the product, not to the engine. */

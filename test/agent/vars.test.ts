@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { decisionAck, MAX_COMPILED_ACKS } from '../../src/agent/vars.js';
+import { DecisionVars, decisionAck, FAIL_CLOSED_ACTIONS, MAX_COMPILED_ACKS } from '../../src/agent/vars.js';
 import { type Decision, makeDecision, NO_CLAIMS } from '../../src/auth/decision.js';
+import { ActionList, type HandlerResult, VarScope } from '../../src/spop/index.js';
+import { SELECTABLE_VARS, type SelectableVar } from '../../src/var-names.js';
 
 const hit = (sub: string): Decision =>
   makeDecision('ok', sub, 'https://idp', 'viewer', null, 'r', 'hit', NO_CLAIMS);
@@ -26,5 +28,169 @@ describe('decisionAck', () => {
   it('builds fresh actions for decisions that are not remembered', () => {
     const miss = makeDecision('ok', 'bob', 'https://idp', 'viewer', null, 'r', 'miss', NO_CLAIMS);
     expect(decisionAck(miss)).not.toBe(decisionAck(miss));
+  });
+});
+
+/** Name → value of the SET-VARs, in the order sent. */
+function sent(result: HandlerResult): [string, unknown][] {
+  const actions = result instanceof ActionList ? result.actions : result;
+  return actions.map((a) => {
+    expect(a.op).toBe('set');
+    expect(a.scope).toBe(VarScope.TXN);
+    return [a.name, a.op === 'set' ? a.value : undefined];
+  });
+}
+
+describe('DecisionVars: the `vars` selection', () => {
+  const allow = makeDecision('ok', 'alice', 'https://idp', 'viewer', 'ui', 'prefect.viewer', 'hit', [
+    ['email', 'a@example.com'],
+    ['level', 3],
+  ]);
+  const deny = makeDecision('forbidden', 'bob', 'https://idp', 'viewer', null, null, 'miss', NO_CLAIMS);
+  const missing = makeDecision('missing_token', null, null, null, null, null, null, NO_CLAIMS);
+
+  const ALL_ALLOW: [string, unknown][] = [
+    ['allow', true],
+    ['status', 200],
+    ['reason', 'ok'],
+    ['sub', 'alice'],
+    ['iss', 'https://idp'],
+    ['role', 'viewer'],
+    ['tag', 'ui'],
+    ['rule', 'prefect.viewer'],
+    ['cache', 'hit'],
+    ['claim_email', 'a@example.com'],
+    ['claim_level', 3],
+  ];
+  const table: { selection: SelectableVar[] | undefined; d: Decision; want: [string, unknown][] }[] = [
+    { selection: undefined, d: allow, want: ALL_ALLOW },
+    { selection: [...SELECTABLE_VARS], d: allow, want: ALL_ALLOW },
+    {
+      selection: ['allow', 'status'],
+      d: allow,
+      want: [
+        ['allow', true],
+        ['status', 200],
+      ],
+    },
+    {
+      selection: ['status', 'allow'],
+      d: deny,
+      want: [
+        ['allow', false],
+        ['status', 403],
+      ],
+    },
+    {
+      selection: ['allow', 'status', 'reason'],
+      d: deny,
+      want: [
+        ['allow', false],
+        ['status', 403],
+        ['reason', 'forbidden'],
+      ],
+    },
+    {
+      selection: ['allow', 'status', 'sub', 'role', 'claims'],
+      d: allow,
+      want: [
+        ['allow', true],
+        ['status', 200],
+        ['sub', 'alice'],
+        ['role', 'viewer'],
+        ['claim_email', 'a@example.com'],
+        ['claim_level', 3],
+      ],
+    },
+    {
+      // Selected but null: still not sent.
+      selection: ['allow', 'status', 'sub', 'cache', 'tag'],
+      d: missing,
+      want: [
+        ['allow', false],
+        ['status', 401],
+      ],
+    },
+    {
+      selection: ['allow', 'status', 'iss', 'tag', 'rule', 'cache', 'path'],
+      d: allow,
+      want: [
+        ['allow', true],
+        ['status', 200],
+        ['iss', 'https://idp'],
+        ['tag', 'ui'],
+        ['rule', 'prefect.viewer'],
+        ['cache', 'hit'],
+      ],
+    },
+  ];
+
+  it.each(table)('$selection → exactly the selected, non-null vars', ({ selection, d, want }) => {
+    const vars = new DecisionVars(selection);
+    expect(sent(vars.actions(d))).toEqual(want);
+    expect(sent(vars.ack(d))).toEqual(want);
+  });
+
+  it('always sends allow and status, and keeps the selection in contract order', () => {
+    const vars = new DecisionVars(['claims', 'reason']);
+    expect(vars.selection).toEqual(['allow', 'status', 'reason', 'claims']);
+    expect(sent(vars.actions(missing))).toEqual([
+      ['allow', false],
+      ['status', 401],
+      ['reason', 'missing_token'],
+    ]);
+  });
+
+  it('sends the normalised path only when `path` is selected', () => {
+    expect(new DecisionVars(['allow', 'status']).pathAction('/api/x')).toBeNull();
+    expect(new DecisionVars(['allow', 'status', 'path']).pathAction('/api/x')).toEqual({
+      op: 'set',
+      scope: VarScope.TXN,
+      name: 'path',
+      value: '/api/x',
+    });
+  });
+
+  it('compiles ACKs per selection: one remembered decision, two selections, two answers', () => {
+    const d = hit('carol');
+    const full = new DecisionVars();
+    const lean = new DecisionVars(['allow', 'status']);
+    const a = full.ack(d);
+    const b = lean.ack(d);
+    expect(a).toBeInstanceOf(ActionList);
+    expect(b).toBeInstanceOf(ActionList);
+    expect(full.ack(d)).toBe(a);
+    expect(lean.ack(d)).toBe(b);
+    expect(sent(b)).toEqual([
+      ['allow', true],
+      ['status', 200],
+    ]);
+    expect(sent(a).map(([n]) => n)).toEqual([
+      'allow',
+      'status',
+      'reason',
+      'sub',
+      'iss',
+      'role',
+      'rule',
+      'cache',
+    ]);
+  });
+
+  it('bounds each selection’s compiled ACKs by its own ring', () => {
+    const vars = new DecisionVars(['allow', 'status'], 2);
+    const [x, y, z] = [hit('x'), hit('y'), hit('z')];
+    const first = vars.ack(x);
+    vars.ack(y);
+    expect(vars.ack(x)).toBe(first);
+    vars.ack(z); // evicts x
+    expect(vars.ack(x)).not.toBe(first);
+  });
+
+  it('leaves the fail-closed answer at allow=false, status=503', () => {
+    expect(sent([...FAIL_CLOSED_ACTIONS])).toEqual([
+      ['allow', false],
+      ['status', 503],
+    ]);
   });
 });

@@ -1,9 +1,11 @@
 /** `check --spoe-conf`: the shipped SPOE file passes; each way of breaking the contract is named. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { checkSpoeText } from '../../src/commands/spoe-conf-check.js';
+import { checkHaproxyCfgVars, checkSpoeText } from '../../src/commands/spoe-conf-check.js';
+import { SELECTABLE_VARS } from '../../src/var-names.js';
 
 const SHIPPED = readFileSync(new URL('../../haproxy/spoe-agent.conf', import.meta.url), 'utf8');
+const SHIPPED_CFG = readFileSync(new URL('../../haproxy/haproxy.cfg', import.meta.url), 'utf8');
 const FIXTURE = readFileSync(
   new URL('../fixtures/spop/haproxy-2.6/authorize.spoe.conf', import.meta.url),
   'utf8',
@@ -11,7 +13,7 @@ const FIXTURE = readFileSync(
 
 describe('checkSpoeText', () => {
   it('accepts the shipped haproxy/spoe-agent.conf with its registered claim', () => {
-    expect(checkSpoeText(SHIPPED, ['email'])).toEqual({ errors: [], warnings: [] });
+    expect(checkSpoeText(SHIPPED, ['email'])).toEqual({ errors: [], warnings: [], prefix: 'auth' });
   });
 
   it('names what the body message (authorize-body) lacks', () => {
@@ -60,16 +62,17 @@ describe('checkSpoeText', () => {
 
   it('warns about a forwarded claim a register-var-names list leaves out (HAProxy 2.5+ sets it anyway)', () => {
     expect(checkSpoeText(SHIPPED, ['department'])).toEqual({
+      prefix: 'auth',
       errors: [],
       warnings: [
         'register-var-names lacks claim_department (HAProxy 2.5+ sets it anyway; 2.4 and older drop it)',
       ],
     });
     // Claims the shipped list has: nothing to say.
-    expect(checkSpoeText(SHIPPED, ['email', 'groups'])).toEqual({ errors: [], warnings: [] });
+    expect(checkSpoeText(SHIPPED, ['email', 'groups'])).toEqual({ errors: [], warnings: [], prefix: 'auth' });
     // No list at all: nothing to compare with.
     const unlisted = SHIPPED.replace(/^\s*register-var-names.*$/gm, '');
-    expect(checkSpoeText(unlisted, ['department'])).toEqual({ errors: [], warnings: [] });
+    expect(checkSpoeText(unlisted, ['department'])).toEqual({ errors: [], warnings: [], prefix: 'auth' });
   });
 
   it('warns when recommended args are missing', () => {
@@ -108,5 +111,36 @@ describe('checkSpoeText', () => {
     const { errors, warnings } = checkSpoeText(mutate(SHIPPED), ['email']);
     expect(errors).toEqual([]);
     expect(warnings).toEqual([warning]);
+  });
+});
+
+describe('checkHaproxyCfgVars: what haproxy.cfg reads against the `vars` setting', () => {
+  it('has nothing to say about the shipped haproxy.cfg with every var', () => {
+    expect(checkHaproxyCfgVars(SHIPPED_CFG, 'auth', SELECTABLE_VARS)).toEqual([]);
+  });
+
+  it('names each var the shipped haproxy.cfg reads that a reduced selection drops, once, with its line', () => {
+    const warnings = checkHaproxyCfgVars(SHIPPED_CFG, 'auth', ['allow', 'status', 'reason', 'path']);
+    const names = warnings.map((w) => /reads txn\.auth\.(\w+)/.exec(w)?.[1]);
+    expect(new Set(names)).toEqual(new Set(['sub', 'role', 'tag', 'rule', 'cache', 'claim_email']));
+    expect(names).toHaveLength(6);
+    const line = SHIPPED_CFG.split('\n').findIndex((l) => l.includes('var(txn.auth.tag)')) + 1;
+    expect(warnings).toContain(
+      `line ${line} reads txn.auth.tag, which the agent does not send (add tag to vars)`,
+    );
+    expect(warnings.find((w) => w.includes('claim_email'))).toMatch(/\(add claims to vars\)$/);
+  });
+
+  it('reads the given prefix only, skips comments and the vars HAProxy sets itself', () => {
+    const cfg = [
+      '    acl ok var(txn.authz.allow) -m bool',
+      '    # http-request set-header X %[var(txn.authz.sub)]',
+      '    http-request set-header E %[var(txn.authz.error)] %[var(txn.authz.ptime)]',
+      '    http-request set-header R %[var(txn.auth.role)] %[var(txn.authz.reason)] %[var(txn.authz.nope)]',
+    ].join('\n');
+    expect(checkHaproxyCfgVars(cfg, 'authz', ['allow', 'status'])).toEqual([
+      'line 4 reads txn.authz.reason, which the agent does not send (add reason to vars)',
+      'line 4 reads txn.authz.nope, which is not a var of the agent',
+    ]);
   });
 });

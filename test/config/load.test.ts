@@ -226,6 +226,48 @@ describe('loadConfig', () => {
   });
 });
 
+describe('vars: which vars the agent answers', () => {
+  const ALL = ['allow', 'status', 'reason', 'sub', 'iss', 'role', 'tag', 'rule', 'cache', 'path', 'claims'];
+
+  it('defaults to every var, as without the setting', () => {
+    expect(
+      loadConfig({ path: file('vars-default.yaml', 'devIssuer: true\n'), env: {} }).settings.vars,
+    ).toEqual(ALL);
+  });
+
+  it('takes a list from the file, or AUTHZ_VARS (comma-separated) over it', () => {
+    const f = file('vars.yaml', 'devIssuer: true\nvars: [allow, status, reason, claims]\n');
+    expect(loadConfig({ path: f, env: {} }).settings.vars).toEqual(['allow', 'status', 'reason', 'claims']);
+    expect(loadConfig({ path: f, env: { AUTHZ_VARS: ' status , allow ' } }).settings.vars).toEqual([
+      'status',
+      'allow',
+    ]);
+    expect(
+      loadConfig({ env: { AUTHZ_DEV_ISSUER: 'true', AUTHZ_VARS: 'allow,status,sub' } }).settings.vars,
+    ).toEqual(['allow', 'status', 'sub']);
+  });
+
+  it.each([
+    ['without allow', 'vars: [status, reason]', ['vars'], /must include allow and status \(missing allow\)/],
+    ['without status', 'vars: [allow]', ['vars'], /missing status/],
+    ['empty', 'vars: []', ['vars'], /missing allow, status/],
+    ['with an unknown name', 'vars: [allow, status, ptime]', ['vars.2'], /allow/],
+    ['not a list', 'vars: allow', ['vars'], /array/],
+  ])('refuses a list %s, naming the field', (_what, yaml, paths, message) => {
+    const err = errorOf(() =>
+      loadConfig({ path: file('bad-vars.yaml', `devIssuer: true\n${yaml}\n`), env: {} }),
+    );
+    expect(err.issues.map((i) => i.path)).toEqual(paths);
+    expect(err.message).toMatch(message);
+  });
+
+  it('refuses AUTHZ_VARS without allow and status the same way', () => {
+    expect(issuesOf(() => loadConfig({ env: { AUTHZ_DEV_ISSUER: 'true', AUTHZ_VARS: 'reason' } }))).toEqual([
+      'vars',
+    ]);
+  });
+});
+
 describe('parseListenAddress', () => {
   it.each([
     ['127.0.0.1:12345', { kind: 'tcp', host: '127.0.0.1', port: 12345 }],
