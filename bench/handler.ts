@@ -15,7 +15,11 @@
  * in-process view of bench:e2e's row 4 against row 6, i.e. what the agent's miss path costs
  * beyond the signature check itself.
  *
- *   npx tsx bench/handler.ts [--tokens reuse|unique] [--rounds 9] [--ops 200000] [--routes all|get]
+ * `--tokens pool:N`: N distinct tokens (ES256, an issuer of the load script's own), all cached,
+ * taking turns: every decision is a cache hit, most of them outside the token cache's front
+ * (token-cache.ts), so they pay for finding the token by its digest; the null agent allows.
+ *
+ *   npx tsx bench/handler.ts [--tokens reuse|unique|pool:N] [--rounds 9] [--ops 200000] [--routes all|get]
  */
 import { createPublicKey } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -43,8 +47,12 @@ const { values } = parseArgs({
     routes: { type: 'string', default: 'all' },
   },
 });
-if (values.tokens !== 'reuse' && values.tokens !== 'unique') throw new Error('--tokens reuse|unique');
+const poolMatch = /^pool:(\d+)$/.exec(values.tokens);
+if (values.tokens !== 'reuse' && values.tokens !== 'unique' && poolMatch === null)
+  throw new Error('--tokens reuse|unique|pool:N');
 const unique = values.tokens === 'unique';
+/** --tokens pool:N: N cached tokens taking turns, or 0. */
+const cachedPool = poolMatch === null ? 0 : Number(poolMatch[1]);
 const rounds = Number(values.rounds ?? (unique ? 5 : 9));
 const ops = Number(values.ops ?? (unique ? 20_000 : 200_000));
 const routes = values.routes === 'get' ? [PREFECT_ROUTES[1]!] : PREFECT_ROUTES;
@@ -52,12 +60,15 @@ const routes = values.routes === 'get' ? [PREFECT_ROUTES[1]!] : PREFECT_ROUTES;
 const POOL = 4_000;
 
 // Reused: the dev issuer's token. Unique: an RS256 issuer of the load script's own, POOL tokens.
-const issuer = unique ? await ownIssuer('RS256') : null;
+// Pool: an ES256 issuer of its own, cachedPool tokens.
+const issuer = unique ? await ownIssuer('RS256') : cachedPool > 0 ? await ownIssuer('ES256') : null;
 const nowSec = Math.floor(Date.now() / 1000);
 const tokens =
   issuer === null
     ? [await mintDevToken({ sub: 'bench-0', roles: ['worker'], ttlSeconds: 3600 })]
-    : await Promise.all(Array.from({ length: POOL }, (_, i) => issuer.sign(`bench-${i}`, nowSec, 3600)));
+    : await Promise.all(
+        Array.from({ length: unique ? POOL : cachedPool }, (_, i) => issuer.sign(`bench-${i}`, nowSec, 3600)),
+      );
 
 // NOTIFY frames as the load script writes them, cycling through the routes, length prefix stripped.
 const encoder = new NotifyEncoder(0, routes);
@@ -73,7 +84,11 @@ const silent = pino({ level: 'silent' });
 const dir = await mkdtemp(join(tmpdir(), 'bench-handler-'));
 const config = parseAgentConfig({
   ...(issuer === null ? { devIssuer: true } : await issuer.agentConfig(dir)),
-  ...(unique ? { cache: { maxEntries: POOL / 4 } } : {}),
+  ...(unique
+    ? { cache: { maxEntries: POOL / 4 } }
+    : cachedPool > 0
+      ? { cache: { maxEntries: cachedPool } }
+      : {}),
   audit: 'off',
   metrics: { listen: null },
 });
@@ -87,10 +102,7 @@ const agent = createAuthorizeHandler({
   onDecision: (d, s) => metrics.onDecision(d, s),
 });
 const nullAllow = nullAnswerActions();
-const nullAgent: NotifyHandler = nullHandler(
-  nullAllow,
-  issuer === null ? null : createPublicKey(issuer.publicPem!),
-);
+const nullAgent: NotifyHandler = nullHandler(nullAllow, unique ? createPublicKey(issuer!.publicPem!) : null);
 // The null agent must allow these NOTIFYs (with --tokens unique: check their signatures), or
 // it would answer a cheap deny and the comparison would be void.
 for (const buf of frames.slice(0, 16)) {
@@ -124,13 +136,15 @@ function run(handler: NotifyHandler, n: number): number {
   return Number(process.hrtime.bigint() - start) / n;
 }
 
-// Reused: the first decision verifies the token (asynchronously); every later one finds it cached.
+// Reused and pool: the first decision per token verifies it (asynchronously); every later one
+// finds it cached.
 if (!unique) {
-  const buf = frames[0]!;
-  const r = new Reader(buf);
-  const h = new FrameHeader();
-  readFrameHeader(r, h);
-  await agent(decodeNotifyPayload(r, buf, h.streamId, h.frameId), ctx);
+  for (const buf of frames.slice(0, tokens.length)) {
+    const r = new Reader(buf);
+    const h = new FrameHeader();
+    readFrameHeader(r, h);
+    await agent(decodeNotifyPayload(r, buf, h.streamId, h.frameId), ctx);
+  }
 }
 // Warm up both (JIT, token cache, remembered decisions), and check that every answer is an
 // allow from a cached token (reused) or a verified one (unique): a bench of denials would
@@ -156,7 +170,7 @@ const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;
 const m = { null: median(ns.null), agent: median(ns.agent) };
 process.stdout.write(
   `${cpus().length} x ${cpus()[0]?.model.trim()}, Node ${process.version}; ${routes.length} route(s), ` +
-    `${rounds} rounds x ${ops} NOTIFYs, ${unique ? `fresh RS256 tokens (pool ${POOL}, cache ${POOL / 4})` : 'one reused token'}, medians\n` +
+    `${rounds} rounds x ${ops} NOTIFYs, ${unique ? `fresh RS256 tokens (pool ${POOL}, cache ${POOL / 4})` : cachedPool > 0 ? `${cachedPool} cached ES256 tokens taking turns` : 'one reused token'}, medians\n` +
     `${unique ? 'null + RS256' : 'null agent  '}  ${m.null.toFixed(0)} ns/NOTIFY  (rounds: ${ns.null.map((v) => v.toFixed(0)).join(' ')})\n` +
     `agent         ${m.agent.toFixed(0)} ns/NOTIFY  (rounds: ${ns.agent.map((v) => v.toFixed(0)).join(' ')})\n` +
     `${unique ? 'the miss path beyond one signature check' : 'authorization on a cached token'}: ` +

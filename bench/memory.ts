@@ -3,11 +3,13 @@
  *
  *   npm run bench:memory -- [--tokens 100000] [--token-bytes 800] [--turnover 60]
  *                           [--variants default,semi-space-2] [--baseline DIR] [--json FILE]
+ *                           [--heap-snapshot FILE] [--fill-passes 1]
  *
  * For each variant (a set of Node options for the agent) it starts the built agent
  * (`node dist/cli.js serve`) with an HS256 issuer and `cache.maxEntries` = --tokens, then:
  *   1. idle: RSS and V8 heap used after start;
- *   2. fill: every token of set A once through `spoe-authz load` (each verified and cached),
+ *   2. fill: every token of set A once through `spoe-authz load` (each verified and cached;
+ *      with --fill-passes 2 each is then used again, so that each holds a remembered decision),
  *      then RSS and heap used 2 s later;
  *   3. turnover: set A and B (2x --tokens distinct tokens) round-robin for --turnover seconds,
  *      so every request misses, is verified and evicts the oldest entry: RSS and heap used
@@ -17,11 +19,14 @@
  * of 2x100k tokens to a second; the cache holds the same entries whatever the algorithm.
  * RSS comes from /proc, heap used from the agent's own /metrics (nodejs_heap_size_used_bytes).
  * --baseline DIR adds a first row with the build in DIR (another checkout, `npm run build` done
- * there) under default options, to compare two commits in one run.
+ * there) under default options, to compare two commits in one run. --heap-snapshot FILE writes
+ * each variant's heap after filling to FILE.<variant> (open it in Chrome DevTools, Memory): what
+ * an entry holds. Writing it makes the process allocate a lot, so the turnover figures of such
+ * a run mean nothing.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -40,6 +45,9 @@ const VARIANTS: Record<string, readonly string[]> = {
   lean: ['--max-semi-space-size=2', '--heap-growing-percent=25'],
   /** Old-generation GCs at 1.25x the live size, the young generation as V8 sizes it. */
   'growing-25': ['--heap-growing-percent=25'],
+  /** growing-25 with the young generation capped at 8 MB semi-spaces (V8's default is 16 MB). */
+  'growing-25-semi-8': ['--heap-growing-percent=25', '--max-semi-space-size=8'],
+  'growing-25-semi-4': ['--heap-growing-percent=25', '--max-semi-space-size=4'],
 };
 
 const { values } = parseArgs({
@@ -50,11 +58,14 @@ const { values } = parseArgs({
     variants: { type: 'string', default: 'default,semi-space-2' },
     baseline: { type: 'string' },
     json: { type: 'string' },
+    'heap-snapshot': { type: 'string' },
+    'fill-passes': { type: 'string', default: '1' },
   },
 });
 const N = Number(values.tokens);
 const TOKEN_BYTES = Number(values['token-bytes']);
 const TURNOVER_S = Number(values.turnover);
+const FILL_PASSES = Number(values['fill-passes']);
 const variantNames = (values.variants ?? '').split(',').filter(Boolean);
 for (const v of variantNames) if (!(v in VARIANTS)) throw new Error(`unknown variant ${v}`);
 
@@ -131,6 +142,35 @@ function runLoad(port: number, file: string, pool: number, extra: string[]): Pro
   });
 }
 
+/** Writes the agent's heap to `file` (Node's --heapsnapshot-signal, into the agent's cwd). */
+async function heapSnapshot(
+  agent: ChildProcess,
+  dir: string,
+  file: string,
+  answering: () => Promise<unknown>,
+): Promise<void> {
+  const before = new Set(readdirSync(dir));
+  agent.kill('SIGUSR2');
+  for (let i = 0; i < 600; i++) {
+    await sleep(100);
+    const made = readdirSync(dir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+    // Node writes the file on the main thread: once the agent answers again, it is complete.
+    if (made !== undefined) {
+      for (let tries = 0; ; tries++) {
+        try {
+          await answering();
+          break;
+        } catch (e) {
+          if (tries >= 20) throw e;
+        }
+      }
+      renameSync(join(dir, made), file);
+      return;
+    }
+  }
+  throw new Error('no heap snapshot within 60 s');
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? 0;
 
 async function runVariant(name: string, dir: string, fileA: string, fileAB: string, cli = CLI) {
@@ -159,6 +199,7 @@ async function runVariant(name: string, dir: string, fileA: string, fileAB: stri
     process.execPath,
     [
       ...(VARIANTS[name] ?? []),
+      ...(values['heap-snapshot'] === undefined ? [] : ['--heapsnapshot-signal=SIGUSR2']),
       cli,
       'serve',
       '--config',
@@ -168,7 +209,7 @@ async function runVariant(name: string, dir: string, fileA: string, fileAB: stri
       '--metrics-listen',
       `127.0.0.1:${metricsPort}`,
     ],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
+    { stdio: ['ignore', 'ignore', 'inherit'], cwd: dir },
   );
   let exited: Error | undefined;
   agent.on('exit', (code) => {
@@ -179,9 +220,12 @@ async function runVariant(name: string, dir: string, fileA: string, fileAB: stri
     const pid = agent.pid!;
     await sleep(1000);
     const idle = await sample(pid, metricsPort);
-    await runLoad(port, fileA, N, ['--requests', String(N)]);
+    await runLoad(port, fileA, N, ['--requests', String(N * FILL_PASSES)]);
     await sleep(2000);
     const filled = await sample(pid, metricsPort);
+    if (values['heap-snapshot'] !== undefined) {
+      await heapSnapshot(agent, dir, `${values['heap-snapshot']}.${name}`, () => sample(pid, metricsPort));
+    }
     const turnover: Sample[] = [];
     const load = runLoad(port, fileAB, 2 * N, ['--duration', String(TURNOVER_S), '--warmup', '0']);
     let done = false;

@@ -9,13 +9,7 @@
  *   load             load-test an agent over SPOP, as HAProxy would
  * Exit codes: 0 ok, 1 failure at run time, 2 usage or config error.
  */
-import { runApiKey } from './commands/apikey.js';
-import { runCheck } from './commands/check.js';
-import { runExplain } from './commands/explain.js';
-import { runLoad } from './commands/load.js';
 import { parseCli } from './commands/options.js';
-import { runServe } from './commands/serve.js';
-import { runToken } from './commands/token.js';
 import { ConfigError, formatIssue } from './config/errors.js';
 import { UsageError } from './errors.js';
 import { ListenError } from './runtime.js';
@@ -112,19 +106,21 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
+    // Each command loads its own modules: the agent process (serve) holds none of the load
+    // generator's, the dev issuer's or the keys-file tool's code for its whole life.
     switch (command) {
       case 'serve':
-        return await runServe(values);
+        return await (await import('./commands/serve.js')).runServe(values);
       case 'check':
-        return await runCheck(values);
+        return await (await import('./commands/check.js')).runCheck(values);
       case 'explain':
-        return await runExplain(values);
+        return await (await import('./commands/explain.js')).runExplain(values);
       case 'token':
-        return await runToken(values);
+        return await (await import('./commands/token.js')).runToken(values);
       case 'load':
-        return await runLoad(values, argv);
+        return await (await import('./commands/load.js')).runLoad(values, argv);
       case 'apikey':
-        return await runApiKey(values, positionals.slice(1));
+        return await (await import('./commands/apikey.js')).runApiKey(values, positionals.slice(1));
       default:
         process.stderr.write(`unknown command: ${command}\n\n${USAGE}`);
         return 2;

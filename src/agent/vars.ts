@@ -61,9 +61,12 @@ export class DecisionVars {
   private readonly claims: boolean;
   private readonly path: boolean;
   private readonly maxCompiled: number;
-  private readonly compiled = new WeakMap<Decision, ActionList>();
+  /** A remembered decision's compiled ACK, or when it was last answered uncompiled (see ack). */
+  private readonly compiled = new WeakMap<Decision, ActionList | number>();
   private ring: (Decision | undefined)[] | null = null;
   private ringNext = 0;
+  /** ACKs of remembered decisions answered so far (mod 2^30): the clock of ack()'s admission. */
+  private answered = 0;
 
   constructor(selection: readonly SelectableVar[] = SELECTABLE_VARS, maxCompiled = MAX_COMPILED_ACKS) {
     const has = new Set<SelectableVar>([...selection, ...REQUIRED_VARS]);
@@ -110,21 +113,28 @@ export class DecisionVars {
    * request of a token on a route: their actions are encoded once and copied into each ACK,
    * for the most recently compiled `maxCompiled` of them. An encoded ACK costs about as much
    * memory as the cached token it answers for, so keeping one per remembered decision would
-   * double the token cache's footprint; the ring bounds it, and hot tokens stay in it because
-   * they are compiled again as soon as they fall out.
+   * double the token cache's footprint; the ring bounds it. A decision is compiled only when it
+   * comes back within `maxCompiled` answers of its last one, i.e. when it would still be in the
+   * ring: with more tokens taking turns than the ring holds, compiling each one only to evict
+   * it before its next use would cost more than encoding its actions into the frame.
    */
   ack(d: Decision): HandlerResult {
     if (d.cache !== 'hit') return this.actions(d);
-    let list = this.compiled.get(d);
-    if (list === undefined) {
-      list = compileActions(this.actions(d));
-      this.ring ??= new Array<Decision | undefined>(this.maxCompiled);
-      const evicted = this.ring[this.ringNext];
-      if (evicted !== undefined) this.compiled.delete(evicted);
-      this.ring[this.ringNext] = d;
-      this.ringNext = (this.ringNext + 1) % this.maxCompiled;
-      this.compiled.set(d, list);
+    const now = (this.answered + 1) & 0x3fffffff;
+    this.answered = now;
+    const known = this.compiled.get(d);
+    if (typeof known === 'object') return known;
+    if (known === undefined || ((now - known) & 0x3fffffff) > this.maxCompiled) {
+      this.compiled.set(d, now);
+      return this.actions(d);
     }
+    const list = compileActions(this.actions(d));
+    this.ring ??= new Array<Decision | undefined>(this.maxCompiled);
+    const evicted = this.ring[this.ringNext];
+    if (evicted !== undefined) this.compiled.delete(evicted);
+    this.ring[this.ringNext] = d;
+    this.ringNext = (this.ringNext + 1) % this.maxCompiled;
+    this.compiled.set(d, list);
     return list;
   }
 }

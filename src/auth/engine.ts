@@ -66,11 +66,8 @@ export class AuthzEngine {
   private readonly sources: TokenSources;
   /** API keys and auth strings (config `apiKeys`), or null. */
   private readonly credentials: CredentialStore | null;
-  /** Verifications in progress, by token key (see token-cache.ts), for coalescing. */
-  private readonly inflight = new Map<
-    string,
-    { readonly token: string; readonly outcome: Promise<VerifyOutcome> }
-  >();
+  /** Verifications in progress, by token key (token-cache.ts: the token's digest), for coalescing. */
+  private readonly inflight = new Map<string, Promise<VerifyOutcome>>();
   private readonly counters = new Counters();
   private policy: CompiledPolicy;
   private starting: Promise<void> | null = null;
@@ -182,12 +179,22 @@ export class AuthzEngine {
     const token = extractToken(req, this.sources);
     let now = 0;
     let hit: ReturnType<TokenCache['get']>;
+    let key: string | null = null;
     if (typeof token === 'string') {
       if (looksLikeApiKey(token)) return this.decideApiKey(req, token);
       now = this.now();
-      hit = this.cache.get(token, now);
-      // The common case first: a cached identity, usually with a remembered decision.
-      if (typeof hit === 'object') return this.count(this.decideCached(req, hit));
+      // The common case first: a token seen lately, usually with a remembered decision; then
+      // any cached token (hashed: token-cache.ts).
+      hit = this.cache.getRecent(token, now);
+      if (hit === undefined) {
+        key = tokenKey(token);
+        hit = this.cache.get(key, token, now);
+      }
+      if (typeof hit === 'object') {
+        // Cached under a policy that read fewer claims than this one: verified again.
+        if (hit.holdsClaims(this.policy.claimsRead)) return this.count(this.decideCached(req, hit));
+        hit = undefined;
+      }
     }
     const path = this.judgePath(req);
     if (typeof path === 'string') return this.count(denial('bad_request', null, null));
@@ -198,8 +205,8 @@ export class AuthzEngine {
       this.counters.hits++;
       return this.count(denial(hit === EXPIRED ? 'expired' : 'not_yet_valid', null, 'hit'));
     }
-    const key = tokenKey(token);
-    const negative = this.cache.getNegative(key, token, now);
+    key ??= tokenKey(token);
+    const negative = this.cache.getNegative(key, now);
     if (negative !== undefined) {
       this.counters.negativeHits++;
       return this.count(denial(negative.reason, negative.iss, 'negative'));
@@ -416,24 +423,25 @@ export class AuthzEngine {
   ): Decision | Promise<Decision> {
     const running = this.inflight.get(key);
     let outcome: VerifyOutcome | Promise<VerifyOutcome>;
-    if (running !== undefined && running.token === token) {
+    if (running !== undefined) {
       this.counters.coalesced++;
-      outcome = running.outcome;
+      outcome = running;
     } else {
       this.counters.verifications++;
-      const share = running === undefined;
-      // What the caches keep is a copy: `token` is a slice of the NOTIFY's text (detached.ts),
-      // and the identity's claims are decoded from a slice of what is verified.
+      // The cache's front keeps a copy: `token` is a slice of the NOTIFY's text (detached.ts).
       const own = detached(token);
-      const ownKey = tokenKey(own);
       outcome = this.verifier.verify(own, now, null, (result) => {
-        if (share) this.inflight.delete(key);
-        if (result.ok) this.cache.set(ownKey, own, result.identity, this.now());
-        else if (NEGATIVE_CACHEABLE.has(result.reason)) {
-          this.cache.setNegative(ownKey, own, result.reason, result.iss, now);
+        this.inflight.delete(key);
+        if (result.ok) {
+          // Of the claims, the cache keeps what this policy reads; the decision below is made
+          // in the same turn of the event loop, with the same policy.
+          result.identity.keepOnly(this.policy.claimsRead);
+          this.cache.set(key, own, result.identity, this.now());
+        } else if (NEGATIVE_CACHEABLE.has(result.reason)) {
+          this.cache.setNegative(key, result.reason, result.iss, now);
         }
       });
-      if (share && outcome instanceof Promise) this.inflight.set(key, { token, outcome });
+      if (outcome instanceof Promise) this.inflight.set(key, outcome);
     }
     // Malformed tokens and unknown issuers are answered without a promise.
     if (!(outcome instanceof Promise)) return this.afterVerify(req, path, outcome);

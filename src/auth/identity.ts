@@ -1,17 +1,17 @@
 import type { Claims } from './claims.js';
 import type { ForwardedClaims } from './decision.js';
 import type { DecisionMemo } from './decision-memo.js';
-import { decodeVerifiedPayload } from './verify/segments.js';
+
+/** No claims: what a cached identity keeps for a policy that reads none. */
+const NO_CLAIMS: Claims = Object.freeze({});
 
 /**
- * What a verified token grants; the value of the token cache. Holds no signature: a cached
- * identity keeps only what decisions read (subject, roles, forwarded claims, validity window).
- *
- * The claims set itself is decoded again from the token's payload segment when a rule first
- * reads it (scope and claim conditions), not kept from verification: most policies never read
- * claims after the roles are derived, and a parsed claims set is the largest part of an entry
- * (BENCHMARKS.md, memory). The segment is a slice of the cached token, so it costs no copy.
- * Identities whose claims are not one token's payload (API keys, ALB tokens) hold them.
+ * What a verified token grants; the value of the token cache. Holds neither the token nor its
+ * signature: a cached identity keeps only what decisions read (subject, roles, forwarded
+ * claims, validity window), and of the claims set only the claims the policy's rules read
+ * (keepOnly(): scope and claim conditions; most policies read none once the roles are
+ * derived). A parsed claims set would otherwise be the largest part of an entry
+ * (BENCHMARKS.md, memory).
  */
 export class Identity {
   readonly issuerId: string;
@@ -37,12 +37,26 @@ export class Identity {
    * policy generation in maskGeneration; null until the first one.
    */
   decisions: DecisionMemo | null = null;
-  /** The claims, or the verified payload segment they are decoded from when first read. */
-  private claimsSource: Claims | string;
+  /** While in the token cache: clock (ms) at which it is verified again (token-cache.ts). */
+  cachedUntilMs = 0;
+  /** The claims set, or after keepOnly() the claims named in `kept`. */
+  private kept: Claims;
+  /** The top-level claim names kept, or null: the whole claims set. */
+  private keptNames: readonly string[] | null = null;
 
   constructor(
-    fields: Omit<Identity, 'claims' | 'maskGeneration' | 'directMask' | 'effectiveMask' | 'decisions'>,
-    claims: Claims | string,
+    fields: Omit<
+      Identity,
+      | 'claims'
+      | 'maskGeneration'
+      | 'directMask'
+      | 'effectiveMask'
+      | 'decisions'
+      | 'cachedUntilMs'
+      | 'keepOnly'
+      | 'holdsClaims'
+    >,
+    claims: Claims,
   ) {
     this.issuerId = fields.issuerId;
     this.iss = fields.iss;
@@ -54,15 +68,37 @@ export class Identity {
     this.roles = fields.roles;
     this.forwarded = fields.forwarded;
     this.certThumbprint = fields.certThumbprint;
-    this.claimsSource = claims;
+    this.kept = claims;
   }
 
-  /** The verified claims set (rules may test it; never mutated). */
+  /** The verified claims set, or what keepOnly() kept of it (rules may test it; never mutated). */
   get claims(): Claims {
-    const source = this.claimsSource;
-    if (typeof source !== 'string') return source;
-    const decoded = decodeVerifiedPayload(source);
-    this.claimsSource = decoded;
-    return decoded;
+    return this.kept;
+  }
+
+  /**
+   * Drops every claim but the top-level `names` (CompiledPolicy.claimsRead, sorted and shared
+   * per policy): what the token cache keeps. A later policy that reads other claims verifies
+   * the token again (holdsClaims()).
+   */
+  keepOnly(names: readonly string[]): void {
+    if (this.keptNames !== null) return;
+    const all = this.kept;
+    let kept = NO_CLAIMS;
+    for (const name of names) {
+      if (!Object.hasOwn(all, name)) continue;
+      if (kept === NO_CLAIMS) kept = Object.create(null) as Claims;
+      (kept as Record<string, unknown>)[name] = all[name];
+    }
+    this.kept = kept;
+    this.keptNames = names;
+  }
+
+  /** Whether the claims named in `names` (as for keepOnly) are all here, present or absent. */
+  holdsClaims(names: readonly string[]): boolean {
+    const kept = this.keptNames;
+    if (kept === null || kept === names || names.length === 0) return true;
+    for (const name of names) if (!kept.includes(name)) return false;
+    return true;
   }
 }

@@ -1,30 +1,27 @@
+import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { detached } from './detached.js';
 import type { Identity } from './identity.js';
 import type { Reason } from './reasons.js';
 
 /**
  * Verified tokens and recent failures.
  *
- * An entry belongs to the whole token: it stores the token and a lookup hits only when the
- * presented token is equal to it, header, payload and signature alike. The Map key is the
- * token's last 32 characters (signature bytes) because V8 hashes a freshly received string on
- * every lookup: ~1 us for an 800-byte token, most of the cost of a cached decision, against
- * ~50 ns for 32 characters plus a string comparison. Two different tokens with the same key
- * just miss (only forgeries reusing a signature do that, and they never enter the positive
- * cache because they fail verification).
+ * An entry belongs to the whole token: a lookup hits only when the presented token is the one
+ * that was verified, header, payload and signature alike. The LRU is keyed by the token's
+ * SHA-256 digest (32 bytes as a Latin-1 string), which stands for the whole token: finding two
+ * tokens with one digest is as hard as forging a signature over SHA-256. Keeping the digest
+ * instead of the token makes an entry a few hundred bytes whatever the token's size (tokens
+ * are 0.3-2 kB; BENCHMARKS.md, memory).
+ *
+ * Hashing costs about a microsecond per lookup, so the most recent tokens are also kept whole
+ * in a small direct-mapped front (FRONT_SLOTS): a token seen again is found with one string
+ * comparison and no hashing (a worker or a browser polling with one token).
  *
  * Expiry is checked against the engine clock rather than lru-cache's own timer, so a fixed or
  * fake clock governs it.
  */
-interface Positive {
-  readonly token: string;
-  readonly identity: Identity;
-  /** Re-verify at/after this (min of token expiry and the configured max TTL). */
-  readonly untilMs: number;
-}
-
 export interface NegativeEntry {
-  readonly token: string;
   readonly reason: Reason;
   readonly iss: string | null;
   readonly untilMs: number;
@@ -40,14 +37,14 @@ export interface TokenCacheOptions {
   readonly negativeMaxEntries: number;
 }
 
-const KEY_CHARS = 32;
-
 /**
- * A direct-mapped front of the positive cache, indexed by the token's last two characters
- * (signature bytes): a token seen again is found with one string comparison, without slicing
- * its key or touching the LRU's order (~0.3 us per cached decision). An entry evicted from the
- * LRU may stay here until its slot is reused; it is still a verified token, and expiry and the
- * maximum TTL are checked on every hit as for the LRU.
+ * The front: per slot, the token and identity of the last verification, or of a token found in
+ * the LRU twice in a row for that slot (a token in use, not one of many taking turns: copying
+ * each into the front would cost more than hashing it). The slot is chosen by the token's last
+ * two characters (signature bytes). An entry evicted from the LRU may stay here until its slot
+ * is reused; it is still a verified token, and expiry and the maximum TTL are checked on every
+ * hit as for the LRU. Tokens here are copies (detached.ts), so 256 of them cost at most 256
+ * tokens.
  */
 const FRONT_SLOTS = 256;
 
@@ -56,15 +53,22 @@ function frontSlot(token: string): number {
   return n < 2 ? 0 : (token.charCodeAt(n - 1) * 31 + token.charCodeAt(n - 2)) & (FRONT_SLOTS - 1);
 }
 
-/** Lookup key for a token (see above); equality of the full token is checked on every hit. */
+/**
+ * The cache key of a token: its SHA-256 as 32 Latin-1 characters. Tokens reach the cache as
+ * request strings of one byte per character (and verified ones are ASCII), so their UTF-8
+ * bytes, which are what is hashed, tell every two of them apart.
+ */
 export function tokenKey(token: string): string {
-  return token.length <= KEY_CHARS * 2 ? token : token.slice(token.length - KEY_CHARS);
+  return hash('sha256', token, 'binary');
 }
 
 export class TokenCache {
-  private readonly positive: LRUCache<string, Positive> | null;
-  /** Recently used entries by a hash of the token's last characters (see FRONT_SLOTS). */
-  private readonly front: (Positive | null)[] = new Array<Positive | null>(FRONT_SLOTS).fill(null);
+  private readonly positive: LRUCache<string, Identity> | null;
+  /** Recently used tokens and their identities, by a hash of the token's last characters. */
+  private readonly frontTokens: (string | null)[] = new Array<string | null>(FRONT_SLOTS).fill(null);
+  private readonly frontIdentities: (Identity | null)[] = new Array<Identity | null>(FRONT_SLOTS).fill(null);
+  /** Per slot, the key of the last token found in the LRU but not in the front. */
+  private readonly frontCandidates: (string | null)[] = new Array<string | null>(FRONT_SLOTS).fill(null);
   private readonly negative: LRUCache<string, NegativeEntry> | null;
   private readonly maxTtlMs: number;
   private readonly negativeTtlMs: number;
@@ -74,7 +78,7 @@ export class TokenCache {
     this.negativeTtlMs = options.negativeTtlMs;
     this.positive =
       options.maxEntries > 0 && options.maxTtlMs > 0
-        ? new LRUCache<string, Positive>({ max: options.maxEntries })
+        ? new LRUCache<string, Identity>({ max: options.maxEntries })
         : null;
     this.negative =
       options.negativeMaxEntries > 0 && options.negativeTtlMs > 0
@@ -82,50 +86,74 @@ export class TokenCache {
         : null;
   }
 
+  /** The identity of `token` if it is in the front (no hashing): see get(). */
+  getRecent(token: string, nowMs: number): Identity | typeof EXPIRED | typeof NOT_YET_VALID | undefined {
+    const slot = frontSlot(token);
+    if (this.frontTokens[slot] !== token) return undefined;
+    const identity = this.frontIdentities[slot] as Identity;
+    const state = this.validity(identity, nowMs);
+    if (state === identity) return identity;
+    this.frontTokens[slot] = null;
+    this.frontIdentities[slot] = null;
+    if (state !== NOT_YET_VALID) this.positive?.delete(tokenKey(token));
+    return state;
+  }
+
   /**
    * A cached identity still valid at `nowMs`; EXPIRED / NOT_YET_VALID when the token's own time
    * window says so (the entry is dropped for EXPIRED); undefined when absent or due for
-   * re-verification.
+   * re-verification. `key` is tokenKey(token). A second hit in a row in its front slot moves
+   * the token into the front.
    */
-  get(token: string, nowMs: number): Identity | typeof EXPIRED | typeof NOT_YET_VALID | undefined {
-    const slot = frontSlot(token);
-    let entry = this.front[slot];
-    if (entry === null || entry === undefined || entry.token !== token) {
-      entry = this.positive?.get(tokenKey(token));
-      if (entry === undefined || entry.token !== token) return undefined;
-      this.front[slot] = entry;
+  get(
+    key: string,
+    token: string,
+    nowMs: number,
+  ): Identity | typeof EXPIRED | typeof NOT_YET_VALID | undefined {
+    const identity = this.positive?.get(key);
+    if (identity === undefined) return undefined;
+    const state = this.validity(identity, nowMs);
+    if (state === identity) {
+      const slot = frontSlot(token);
+      if (this.frontCandidates[slot] === key) {
+        this.frontTokens[slot] = detached(token);
+        this.frontIdentities[slot] = identity;
+        this.frontCandidates[slot] = null;
+      } else {
+        this.frontCandidates[slot] = key;
+      }
+    } else if (state !== NOT_YET_VALID) {
+      this.positive?.delete(key);
     }
-    if (nowMs >= entry.identity.expiresAtMs) {
-      this.drop(entry, slot);
-      return EXPIRED;
-    }
-    if (nowMs < entry.identity.notBeforeMs) return NOT_YET_VALID;
-    if (nowMs >= entry.untilMs) {
-      this.drop(entry, slot);
-      return undefined;
-    }
-    return entry.identity;
+    return state;
   }
 
+  private validity(
+    identity: Identity,
+    nowMs: number,
+  ): Identity | typeof EXPIRED | typeof NOT_YET_VALID | undefined {
+    if (nowMs >= identity.expiresAtMs) return EXPIRED;
+    if (nowMs < identity.notBeforeMs) return NOT_YET_VALID;
+    if (nowMs >= identity.cachedUntilMs) return undefined;
+    return identity;
+  }
+
+  /** Caches a verified token's identity; `token` is a copy the front may keep (detached.ts). */
   set(key: string, token: string, identity: Identity, nowMs: number): void {
     if (this.positive === null) return;
     const untilMs = Math.min(identity.expiresAtMs, nowMs + this.maxTtlMs);
     if (untilMs <= nowMs) return;
-    const entry: Positive = { token, identity, untilMs };
-    this.positive.set(key, entry);
-    this.front[frontSlot(token)] = entry;
+    identity.cachedUntilMs = untilMs;
+    this.positive.set(key, identity);
+    const slot = frontSlot(token);
+    this.frontTokens[slot] = token;
+    this.frontIdentities[slot] = identity;
   }
 
-  private drop(entry: Positive, slot: number): void {
-    const key = tokenKey(entry.token);
-    if (this.positive?.peek(key) === entry) this.positive.delete(key);
-    if (this.front[slot] === entry) this.front[slot] = null;
-  }
-
-  getNegative(key: string, token: string, nowMs: number): NegativeEntry | undefined {
+  getNegative(key: string, nowMs: number): NegativeEntry | undefined {
     if (this.negative === null || this.negative.size === 0) return undefined;
     const entry = this.negative.get(key);
-    if (entry === undefined || entry.token !== token) return undefined;
+    if (entry === undefined) return undefined;
     if (nowMs >= entry.untilMs || nowMs < entry.untilMs - this.negativeTtlMs) {
       this.negative.delete(key);
       return undefined;
@@ -134,8 +162,8 @@ export class TokenCache {
   }
 
   /** Callers pass only 401-class reasons (reasons.ts NEGATIVE_CACHEABLE); never 503s. */
-  setNegative(key: string, token: string, reason: Reason, iss: string | null, nowMs: number): void {
-    this.negative?.set(key, { token, reason, iss, untilMs: nowMs + this.negativeTtlMs });
+  setNegative(key: string, reason: Reason, iss: string | null, nowMs: number): void {
+    this.negative?.set(key, { reason, iss, untilMs: nowMs + this.negativeTtlMs });
   }
 
   get size(): number {
@@ -147,7 +175,9 @@ export class TokenCache {
   }
 
   clear(): void {
-    this.front.fill(null);
+    this.frontTokens.fill(null);
+    this.frontIdentities.fill(null);
+    this.frontCandidates.fill(null);
     this.positive?.clear();
     this.negative?.clear();
   }

@@ -8,21 +8,46 @@ const hit = (sub: string): Decision =>
   makeDecision('ok', sub, 'https://idp', 'viewer', null, 'r', 'hit', NO_CLAIMS);
 
 describe('decisionAck', () => {
-  it('encodes a remembered decision once and answers it from then on', () => {
+  it('compiles a remembered decision when it comes back and answers it from then on', () => {
     const d = hit('alice');
     const first = decisionAck(d);
-    expect(decisionAck(d)).toBe(first);
+    expect(first).not.toBeInstanceOf(ActionList);
+    const compiled = decisionAck(d);
+    expect(compiled).toBeInstanceOf(ActionList);
+    expect(decisionAck(d)).toBe(compiled);
+    expect(sent(compiled)).toEqual(sent(first));
   });
 
   it('keeps at most MAX_COMPILED_ACKS encoded ACKs: the oldest is encoded again when it returns', () => {
+    const vars = new DecisionVars(SELECTABLE_VARS, MAX_COMPILED_ACKS);
     const oldest = hit('oldest');
-    const first = decisionAck(oldest);
-    for (let i = 0; i < MAX_COMPILED_ACKS - 1; i++) decisionAck(hit(`user-${i}`));
-    expect(decisionAck(oldest)).toBe(first);
-    decisionAck(hit('one-more'));
-    const again = decisionAck(oldest);
+    vars.ack(oldest);
+    const first = vars.ack(oldest);
+    expect(first).toBeInstanceOf(ActionList);
+    for (let i = 0; i < MAX_COMPILED_ACKS - 1; i++) {
+      const d = hit(`user-${i}`);
+      vars.ack(d);
+      vars.ack(d);
+    }
+    expect(vars.ack(oldest)).toBe(first);
+    const more = hit('one-more');
+    vars.ack(more);
+    vars.ack(more);
+    const again = vars.ack(oldest);
     expect(again).not.toBe(first);
-    expect(again).toEqual(first);
+    expect(sent(again)).toEqual(sent(first));
+  });
+
+  it('does not compile decisions that come back after more than MAX_COMPILED_ACKS others', () => {
+    // More tokens taking turns than the ring holds: each would be evicted before its next use.
+    const vars = new DecisionVars(['allow', 'status'], 4);
+    const turns = Array.from({ length: 6 }, (_, i) => hit(`u${i}`));
+    for (let round = 0; round < 5; round++)
+      for (const d of turns) expect(vars.ack(d)).not.toBeInstanceOf(ActionList);
+    // One of them used twice in a row is compiled.
+    const d = turns[0] as Decision;
+    expect(vars.ack(d)).not.toBeInstanceOf(ActionList);
+    expect(vars.ack(d)).toBeInstanceOf(ActionList);
   });
 
   it('builds fresh actions for decisions that are not remembered', () => {
@@ -155,6 +180,8 @@ describe('DecisionVars: the `vars` selection', () => {
     const d = hit('carol');
     const full = new DecisionVars();
     const lean = new DecisionVars(['allow', 'status']);
+    full.ack(d);
+    lean.ack(d);
     const a = full.ack(d);
     const b = lean.ack(d);
     expect(a).toBeInstanceOf(ActionList);
@@ -180,10 +207,14 @@ describe('DecisionVars: the `vars` selection', () => {
   it('bounds each selection’s compiled ACKs by its own ring', () => {
     const vars = new DecisionVars(['allow', 'status'], 2);
     const [x, y, z] = [hit('x'), hit('y'), hit('z')];
+    vars.ack(x);
     const first = vars.ack(x);
+    expect(first).toBeInstanceOf(ActionList);
+    vars.ack(y);
     vars.ack(y);
     expect(vars.ack(x)).toBe(first);
-    vars.ack(z); // evicts x
+    vars.ack(z);
+    vars.ack(z); // compiled: evicts x
     expect(vars.ack(x)).not.toBe(first);
   });
 

@@ -1,9 +1,12 @@
 /**
- * The token cache's direct-mapped front (token-cache.ts): tokens sharing a slot, a front entry
- * outliving its LRU entry, expiry and the maximum TTL still enforced on front hits.
+ * The token cache (token-cache.ts): the LRU keyed by digest, its direct-mapped front, tokens
+ * sharing a slot, a front entry outliving its LRU entry, expiry and the maximum TTL still
+ * enforced on front hits.
  */
+import { createHash } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AuthzConfigInput, AuthzEngine } from '../../src/auth/index.js';
+import { tokenKey } from '../../src/auth/token-cache.js';
 import { testEngine } from './helpers/engine.js';
 import { makeKey, NOW_MS, sign, type TestKey } from './helpers/keys.js';
 import { request } from './helpers/request.js';
@@ -78,5 +81,43 @@ describe('token cache front', () => {
     await decide(e, t);
     expect(await decide(e, t)).toMatchObject({ reason: 'ok', cache: 'miss' });
     expect(e.stats().verifications).toBe(2);
+  });
+
+  it('answers tokens beyond the front from the LRU, by digest', async () => {
+    const e = engine();
+    // More tokens than front slots: most are found in the LRU, some after sharing a slot.
+    const tokens = await Promise.all(Array.from({ length: 600 }, (_, i) => mint(`u${i}`)));
+    for (const t of tokens) await decide(e, t);
+    for (let round = 0; round < 3; round++) {
+      for (const [i, t] of tokens.entries())
+        expect(decide(e, t)).toMatchObject({ reason: 'ok', sub: `u${i}`, cache: 'hit' });
+    }
+    expect(e.stats()).toMatchObject({ verifications: 600, cache: { entries: 600 } });
+  });
+
+  it('a token one character away from a cached one is verified again, never a hit', async () => {
+    const e = engine();
+    const t = await mint('alice');
+    await decide(e, t);
+    const at = [0, t.indexOf('.') + 5, t.lastIndexOf('.') - 1, t.length - 40, t.length - 1];
+    for (const i of at) {
+      const c = t[i] === 'A' ? 'B' : 'A';
+      const altered = `${t.slice(0, i)}${c}${t.slice(i + 1)}`;
+      // Verified as jose would: a change in the last character's unused bits still verifies.
+      expect(await decide(e, altered)).toMatchObject({ cache: 'miss' });
+    }
+    expect(e.stats().verifications).toBe(1 + at.length);
+    expect(decide(e, t)).toMatchObject({ allow: true, cache: 'hit' });
+  });
+});
+
+describe('tokenKey', () => {
+  it('is the SHA-256 of the whole token, 32 one-byte characters', async () => {
+    const t = await mint('alice');
+    const key = tokenKey(t);
+    expect(key.length).toBe(32);
+    expect(Buffer.from(key, 'latin1').toString('hex')).toBe(createHash('sha256').update(t).digest('hex'));
+    expect(tokenKey(`${t.slice(0, -1)}${t.endsWith('A') ? 'B' : 'A'}`)).not.toBe(key);
+    expect(tokenKey(`x${t.slice(1)}`)).not.toBe(key);
   });
 });

@@ -36,7 +36,7 @@ function dockerfileRuntime(): { env: Record<string, string>; cmd: string[] } {
 function cliArgs(cmd: string[]): string[] {
   const script = cmd.indexOf('dist/cli.js');
   expect(cmd[0]).toBe('node');
-  expect(cmd.slice(1, script)).toEqual(['--heap-growing-percent=25']);
+  expect(cmd.slice(1, script)).toEqual(['--heap-growing-percent=25', '--max-semi-space-size=8']);
   return cmd.slice(script + 1);
 }
 

@@ -23,6 +23,12 @@ export class CompiledPolicy {
   private readonly confusion: LiteralConfusion;
   /** Query parameters some rule reads. */
   private readonly queryNames: QueryNames;
+  /**
+   * The top-level claims some rule reads (scope conditions: `scope` and `scp`; claim
+   * conditions: the path as one name and its first dotted part), sorted: what a cached
+   * identity keeps of its claims set (Identity.keepOnly).
+   */
+  readonly claimsRead: readonly string[];
 
   private constructor(config: PolicyConfig) {
     this.generation = ++generations;
@@ -39,6 +45,7 @@ export class CompiledPolicy {
     this.index = new RuleIndex(rules);
     this.confusion = new LiteralConfusion(rules.flatMap((r) => [r.pattern, ...r.pathNot]));
     this.queryNames = queryNames(rules.flatMap((r) => r.query.map((q) => q.name)));
+    this.claimsRead = claimNamesRead(rules);
     this.requestReads = Object.freeze({
       query: rules.some((r) => r.query.length > 0),
       host: rules.some((r) => r.hosts !== null),
@@ -133,4 +140,17 @@ export function describeRule(rule: CompiledRule): string {
   if (c.claims) parts.push(`claims ${JSON.stringify(c.claims)}`);
   if (c.body) parts.push(`body ${JSON.stringify(c.body)}`);
   return parts.join('; ');
+}
+
+function claimNamesRead(rules: readonly CompiledRule[]): readonly string[] {
+  const names = new Set<string>();
+  for (const rule of rules) {
+    if (rule.scopes !== null) names.add('scope').add('scp');
+    for (const cond of rule.claims ?? []) {
+      // As claimAt() reads it: the whole path as one name, then a walk from its first part.
+      names.add(cond.path);
+      if (cond.path.includes('.')) names.add(cond.path.split('.')[0] as string);
+    }
+  }
+  return Object.freeze([...names].sort());
 }

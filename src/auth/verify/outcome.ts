@@ -28,11 +28,6 @@ export function verifiedIdentity(
   kid: unknown,
   forward: readonly ForwardClaimSpec[],
   trace: string[] | null,
-  /**
-   * The verified token's payload segment, when `payload` is exactly its decoding: the identity
-   * then decodes the claims again when a rule reads them instead of keeping `payload`.
-   */
-  payloadSegment?: string,
 ): VerifyOutcome {
   // The subject: the first of the issuer's subject claims with a non-empty value (`sub`, or for
   // Cloudflare Access service tokens, whose sub is "", their `common_name`).
@@ -71,7 +66,7 @@ export function verifiedIdentity(
       forwarded: forwardClaims(payload, forward),
       certThumbprint: certThumbprint(payload),
     },
-    payloadSegment ?? payload,
+    payload,
   );
   if (trace) {
     trace.push(`signature: verified (alg ${identity.alg}, kid ${identity.kid ?? '(none)'})`);

@@ -18,12 +18,3 @@ export function jsonObject(bytes: Buffer): Record<string, unknown> | null {
 export function parseClaimsSet(bytes: Buffer): Record<string, unknown> | null {
   return jsonObject(bytes);
 }
-
-/**
- * The claims set of a verified token's payload segment, decoded again as verify() decoded it
- * (Identity.claims). Verification proved it a JSON object; an empty set would only ever fail
- * a scope or claim condition.
- */
-export function decodeVerifiedPayload(segment: string): Record<string, unknown> {
-  return parseClaimsSet(Buffer.from(segment, 'base64url')) ?? {};
-}

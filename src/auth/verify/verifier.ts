@@ -162,7 +162,7 @@ export class TokenVerifier {
     if (this.fastPath && hint.fast) {
       let outcome: VerifyOutcome | Promise<VerifyOutcome> | null;
       try {
-        outcome = this.verifyFast(token, dot1, dot2, claims, hint.fast, issuer, options, trace);
+        outcome = this.verifyFast(token, dot2, claims, hint.fast, issuer, options, trace);
       } catch (bug) {
         outcome = internalError(issuer, bug);
       }
@@ -184,7 +184,7 @@ export class TokenVerifier {
     return jwtVerify(token, key, options).then(
       (result) => {
         try {
-          return report(this.identityOf(issuer, result, token, trace), done);
+          return report(this.identityOf(issuer, result, trace), done);
         } catch (bug) {
           return report(internalError(issuer, bug), done);
         }
@@ -206,7 +206,6 @@ export class TokenVerifier {
    */
   private verifyFast(
     token: string,
-    dot1: number,
     dot2: number,
     claims: Record<string, unknown>,
     header: FastHeader,
@@ -228,22 +227,13 @@ export class TokenVerifier {
     // The token is ASCII (COMPACT_JWS), so latin1 gives the signing input's bytes.
     const signingInput = Buffer.from(token.slice(0, dot2), 'latin1');
     const signature = Buffer.from(token.slice(dot2 + 1), 'base64url');
-    const payloadSegment = token.slice(dot1 + 1, dot2);
     if (key.offload) {
       const checked = rules;
       return key
         .verifyAsync(signingInput, signature)
-        .then((ok) => this.afterSignature(ok, checked, header, claims, issuer, trace, payloadSegment));
+        .then((ok) => this.afterSignature(ok, checked, header, claims, issuer, trace));
     }
-    return this.afterSignature(
-      key.verify(signingInput, signature),
-      rules,
-      header,
-      claims,
-      issuer,
-      trace,
-      payloadSegment,
-    );
+    return this.afterSignature(key.verify(signingInput, signature), rules, header, claims, issuer, trace);
   }
 
   private afterSignature(
@@ -253,7 +243,6 @@ export class TokenVerifier {
     claims: Record<string, unknown>,
     issuer: CompiledIssuer,
     trace: string[] | null,
-    payloadSegment: string,
   ): VerifyOutcome {
     if (!verified) {
       return fail(
@@ -265,15 +254,7 @@ export class TokenVerifier {
     const checked = checkClaimsSet(rules, header.typ, claims);
     if (!checked.ok)
       return fail(reasonForJoseError(checked), issuer.iss, `${checked.code}: ${checked.message}`);
-    return verifiedIdentity(
-      issuer,
-      checked.payload,
-      header.alg,
-      header.kid,
-      this.forward,
-      trace,
-      payloadSegment,
-    );
+    return verifiedIdentity(issuer, checked.payload, header.alg, header.kid, this.forward, trace);
   }
 
   /** alg and kid of a header segment, its fast-path form and its problem, parsed once per distinct header. */
@@ -301,7 +282,7 @@ export class TokenVerifier {
     }
     if (code === 'ERR_JWKS_MULTIPLE_MATCHING_KEYS') {
       const tried = await tryEachKey(token, err as AsyncIterable<unknown>, options);
-      if (tried.ok) return this.identityOf(issuer, tried.result, token, null);
+      if (tried.ok) return this.identityOf(issuer, tried.result, null);
       reason = tried.reason;
     }
     // An unknown kid while the provider is unreachable may be a rotation we cannot see yet.
@@ -320,24 +301,9 @@ export class TokenVerifier {
     );
   }
 
-  private identityOf(
-    issuer: CompiledIssuer,
-    result: JWTVerifyResult,
-    token: string,
-    trace: string[] | null,
-  ): VerifyOutcome {
+  private identityOf(issuer: CompiledIssuer, result: JWTVerifyResult, trace: string[] | null): VerifyOutcome {
     const header = result.protectedHeader;
-    const dot1 = token.indexOf('.');
-    const payloadSegment = token.slice(dot1 + 1, token.indexOf('.', dot1 + 1));
-    return verifiedIdentity(
-      issuer,
-      result.payload,
-      header.alg,
-      header.kid,
-      this.forward,
-      trace,
-      payloadSegment,
-    );
+    return verifiedIdentity(issuer, result.payload, header.alg, header.kid, this.forward, trace);
   }
 }
 
