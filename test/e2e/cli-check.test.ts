@@ -79,6 +79,33 @@ describe('spoe-authz check', () => {
     expect(bad.stderr).toMatch(/message authorize lacks arg path=/);
   });
 
+  it('vars: a list without allow is exit 2 naming vars; --haproxy-cfg warns about what is not sent', async () => {
+    const good = await file('vars.yaml', GOOD);
+    const bad = await runCli(['check', '--config', good], { env: { AUTHZ_VARS: 'status,reason' } });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(
+      /^config error \(file:.*vars\.yaml\): vars: must include allow and status \(missing allow\)[^\n]*\n$/,
+    );
+
+    const lean = await runCli(
+      [
+        'check',
+        '--config',
+        good,
+        '--spoe-conf',
+        join(REPO_ROOT, 'haproxy/spoe-agent.conf'),
+        '--haproxy-cfg',
+        join(REPO_ROOT, 'haproxy/haproxy.cfg'),
+      ],
+      { env: { AUTHZ_VARS: 'allow,status,reason,path,sub,role,tag,rule,cache' } },
+    );
+    expect(lean.code).toBe(0);
+    expect(lean.stdout).toMatch(
+      /^warning: .*haproxy\.cfg: line \d+ reads txn\.auth\.claim_email, which the agent does not send \(add claims to vars\)$/m,
+    );
+    expect(lean.stdout.match(/^warning: .*haproxy\.cfg/gm)).toHaveLength(1);
+  });
+
   it('serve stops with exit 2 and the field path before it listens', async () => {
     const r = await runCli([
       'serve',
