@@ -263,63 +263,34 @@ async function startNullAgent(
   verifyPem: string | null = null,
   unixPath: string | null = null,
 ): Promise<NullAgent> {
-  const target: Target =
-    unixPath === null
-      ? { kind: 'tcp', host: '127.0.0.1', port: await freePort() }
-      : { kind: 'unix', path: unixPath };
-  const cmd = agentCommand();
-  // agentCommand() gives [--import tsx] <cli>; the null agent is a bench script next to this one.
-  const loader = cmd.args[0] === '--import' ? ['--import', cmd.args[1]!] : [];
-  const child = spawn(
-    process.execPath,
-    [
-      ...loader,
-      join(ROOT, 'bench/null-agent.ts'),
-      '--listen',
-      formatTarget(target),
-      ...(decision === null ? [] : ['--decision', decision]),
-      ...(verifyPem === null ? [] : ['--verify-pem', verifyPem]),
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  let exited = false;
-  const exit = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.once('exit', () => {
-    exited = true;
-  });
-  process.once('exit', () => child.kill('SIGKILL'));
-  await waitForPort(target, () => (exited ? new Error(`null agent exited:\n${out}`) : undefined));
-  return {
-    pid: child.pid!,
-    target,
-    async stop() {
-      if (exited) return;
-      child.kill('SIGTERM');
-      await exit;
-    },
-  };
+  return startBenchAgent('null agent', 'bench/null-agent.ts', unixPath, [
+    ...(decision === null ? [] : ['--decision', decision]),
+    ...(verifyPem === null ? [] : ['--verify-pem', verifyPem]),
+  ]);
 }
 
 /** The empty-ACK agent (bench/empty-ack-agent.ts, row 8). */
-async function startEmptyAckAgent(unixPath: string | null): Promise<NullAgent> {
+function startEmptyAckAgent(unixPath: string | null): Promise<NullAgent> {
+  return startBenchAgent('empty-ack agent', 'bench/empty-ack-agent.ts', unixPath, []);
+}
+
+/** A bench script agent (`script --listen TARGET ...args`), up once it listens. */
+async function startBenchAgent(
+  name: string,
+  script: string,
+  unixPath: string | null,
+  args: readonly string[],
+): Promise<NullAgent> {
   const target: Target =
     unixPath === null
       ? { kind: 'tcp', host: '127.0.0.1', port: await freePort() }
       : { kind: 'unix', path: unixPath };
   const cmd = agentCommand();
+  // agentCommand() gives [--import tsx] <cli>; the script is a bench script next to this one.
   const loader = cmd.args[0] === '--import' ? ['--import', cmd.args[1]!] : [];
   const child = spawn(
     process.execPath,
-    [...loader, join(ROOT, 'bench/empty-ack-agent.ts'), '--listen', formatTarget(target)],
+    [...loader, join(ROOT, script), '--listen', formatTarget(target), ...args],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
@@ -335,7 +306,7 @@ async function startEmptyAckAgent(unixPath: string | null): Promise<NullAgent> {
     exited = true;
   });
   process.once('exit', () => child.kill('SIGKILL'));
-  await waitForPort(target, () => (exited ? new Error(`empty-ack agent exited:\n${out}`) : undefined));
+  await waitForPort(target, () => (exited ? new Error(`${name} exited:\n${out}`) : undefined));
   return {
     pid: child.pid!,
     target,

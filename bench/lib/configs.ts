@@ -66,15 +66,20 @@ export function spoeConfig(s: CommonSettings, o: { spoeConf: string; agent: stri
     `    filter spoe engine auth config ${o.spoeConf}
     http-request deny status 503 unless { var(txn.auth.allow) -m found }
     http-request deny status 401 unless { var(txn.auth.allow) -m bool }`,
-    `
+    agentsBackend(o.agent),
+  );
+}
+
+/** The backend the shipped SPOE file names, with one agent. */
+function agentsBackend(agent: string): string {
+  return `
 backend spoe-agents
     mode tcp
     balance roundrobin
     timeout connect 500ms
     timeout server 60s
-    server agent1 ${o.agent}
-`,
-  );
+    server agent1 ${agent}
+`;
 }
 
 /**
@@ -87,13 +92,6 @@ export function spoeForwardConfig(s: CommonSettings, o: { spoeConf: string; agen
     s,
     `    filter spoe engine auth config ${o.spoeConf}
     http-request deny status 503 if { var(txn.auth.error) -m found }`,
-    `
-backend spoe-agents
-    mode tcp
-    balance roundrobin
-    timeout connect 500ms
-    timeout server 60s
-    server agent1 ${o.agent}
-`,
+    agentsBackend(o.agent),
   );
 }
