@@ -124,7 +124,10 @@ describeHaproxy('API keys and auth strings through HAProxy', () => {
   });
 
   it('an unknown or mistyped key is 401 bad_credentials and never reaches Prefect', async () => {
-    for (const key of [`${workerKey.slice(0, -2)}xx`, 'spoe_nothing']) {
+    for (const key of [
+      `${workerKey.slice(0, -2)}${workerKey.endsWith('xx') ? 'yy' : 'xx'}`,
+      'spoe_nothing',
+    ]) {
       const res = await send(hap, 'GET', '/api/admin/version', { headers: bearer(key) });
       expect(res.status).toBe(401);
       expect(JSON.parse(res.body)).toMatchObject({ reason: 'bad_credentials' });
