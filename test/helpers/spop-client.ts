@@ -192,3 +192,29 @@ export class SpopTestClient {
     for (const w of this.waiters.splice(0)) w.reject(e);
   }
 }
+
+/**
+ * One HELLO and one `authorize` NOTIFY (POST `path` with a Bearer `token`) on a fresh
+ * connection to the agent on `port`; resolves with the ACK's variables by name.
+ */
+export async function authorizeOnce(
+  port: number,
+  token: string,
+  path = '/api/flows/filter',
+): Promise<Record<string, unknown>> {
+  const client = await SpopTestClient.connect(port);
+  try {
+    await client.hello({ capabilities: 'pipelining' });
+    client.sendNotify(1, 1, 'authorize', [
+      { name: 'method', value: 'POST' },
+      { name: 'path', value: path },
+      { name: 'authorization', value: `Bearer ${token}` },
+    ]);
+    const ack = await client.next();
+    if (ack.type !== FrameType.ACK || !('actions' in ack))
+      throw new Error(`expected an ACK, got ${ack.type}`);
+    return Object.fromEntries(ack.actions.map((a) => [a.name, a.op === 'set' ? a.value.value : undefined]));
+  } finally {
+    client.socket.destroy();
+  }
+}

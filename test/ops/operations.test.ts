@@ -10,30 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintDevToken } from '../../src/auth/index.js';
-import { FrameType } from '../../src/spop/index.js';
 import { type AgentProcess, REPO_ROOT, startAgent } from '../helpers/agent-process.js';
 import { httpRequest } from '../helpers/http.js';
 import { freePort } from '../helpers/net.js';
-import { SpopTestClient } from '../helpers/spop-client.js';
-
-/** One HELLO + one authorize NOTIFY on a fresh connection; returns the ACK's vars. */
-async function authorize(port: number, token: string, path: string): Promise<Record<string, unknown>> {
-  const client = await SpopTestClient.connect(port);
-  try {
-    await client.hello({ capabilities: 'pipelining' });
-    client.sendNotify(1, 1, 'authorize', [
-      { name: 'method', value: 'POST' },
-      { name: 'path', value: path },
-      { name: 'authorization', value: `Bearer ${token}` },
-    ]);
-    const ack = await client.next();
-    if (ack.type !== FrameType.ACK || !('actions' in ack))
-      throw new Error(`expected an ACK, got ${ack.type}`);
-    return Object.fromEntries(ack.actions.map((a) => [a.name, a.op === 'set' ? a.value.value : undefined]));
-  } finally {
-    client.socket.destroy();
-  }
-}
+import { authorizeOnce } from '../helpers/spop-client.js';
 
 async function get(port: number, path: string) {
   return httpRequest(`http://127.0.0.1:${port}${path}`);
@@ -87,9 +67,9 @@ describe('operations endpoints of a single agent process', () => {
 
   it('counts decisions, cache lookups and SPOP frames in /metrics', async () => {
     const token = await mintDevToken({ sub: 'mia-metrics', roles: ['viewer'] });
-    expect(await authorize(agent.spopPort, token, '/api/flows/filter')).toMatchObject({ allow: true });
-    expect(await authorize(agent.spopPort, token, '/api/flows/filter')).toMatchObject({ cache: 'hit' });
-    expect(await authorize(agent.spopPort, token, '/api/admin/settings')).toMatchObject({ status: 403 });
+    expect(await authorizeOnce(agent.spopPort, token, '/api/flows/filter')).toMatchObject({ allow: true });
+    expect(await authorizeOnce(agent.spopPort, token, '/api/flows/filter')).toMatchObject({ cache: 'hit' });
+    expect(await authorizeOnce(agent.spopPort, token, '/api/admin/settings')).toMatchObject({ status: 403 });
     const res = await get(agent.metricsPort, '/metrics');
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain/);
@@ -149,7 +129,7 @@ describe('--workers 2', () => {
 
     const token = await mintDevToken({ sub: 'wally-workers', roles: ['viewer'] });
     for (let i = 0; i < 6; i++) {
-      expect(await authorize(agent.spopPort, token, '/api/flows/filter')).toMatchObject({ allow: true });
+      expect(await authorizeOnce(agent.spopPort, token, '/api/flows/filter')).toMatchObject({ allow: true });
     }
     const m = (await get(agent.metricsPort, '/metrics')).body;
     // Summed over both workers by the primary.
@@ -180,7 +160,7 @@ describe('--workers 2 and SIGHUP', () => {
     expect(await bothListening(agent)).toBe(2);
     const token = await mintDevToken({ sub: 'hal-hup', roles: ['viewer'] });
     for (let i = 0; i < 4; i++) {
-      expect(await authorize(agent.spopPort, token, '/api/flows/filter')).toMatchObject({ allow: true });
+      expect(await authorizeOnce(agent.spopPort, token, '/api/flows/filter')).toMatchObject({ allow: true });
     }
 
     const since = agent.mark();
@@ -198,7 +178,7 @@ describe('--workers 2 and SIGHUP', () => {
     expect(pids('config reloaded', since).size).toBe(2);
     // Each on a fresh connection: the kernel spreads them over both workers.
     for (let i = 0; i < 6; i++) {
-      expect(await authorize(agent.spopPort, token, '/api/flows/filter')).toMatchObject({
+      expect(await authorizeOnce(agent.spopPort, token, '/api/flows/filter')).toMatchObject({
         allow: false,
         status: 403,
       });
@@ -273,7 +253,7 @@ describe('--workers 2 when workers die', () => {
       await until('two replacement workers', () => listeners().length >= 4, 40_000);
       expect(code).toBeUndefined(); // the primary did not exit while it had no worker
       const token = await mintDevToken({ sub: 'rex-replaced', roles: ['viewer'] });
-      expect(await authorize(port, token, '/api/flows/filter')).toMatchObject({ allow: true });
+      expect(await authorizeOnce(port, token, '/api/flows/filter')).toMatchObject({ allow: true });
       expect(records.some((r) => r.msg === 'worker exited; starting another')).toBe(true);
     } finally {
       child.kill('SIGTERM');

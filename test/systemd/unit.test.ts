@@ -23,7 +23,7 @@ import { REPO_ROOT } from '../helpers/agent-process.js';
 import { httpRequest } from '../helpers/http.js';
 import { type JwksServer, startJwksServer } from '../helpers/jwks-server.js';
 import { freePort } from '../helpers/net.js';
-import { kvOf, SpopTestClient } from '../helpers/spop-client.js';
+import { authorizeOnce, kvOf, SpopTestClient } from '../helpers/spop-client.js';
 import { boot, type Container, missingPrerequisite, rootFs } from './nspawn.js';
 
 const run = promisify(execFile);
@@ -47,25 +47,6 @@ function installSteps(): string[] {
     steps.push(m[1]!.replace(/\s+#.*$/, '').trim());
   }
   return steps;
-}
-
-/** One HELLO and one authorize NOTIFY from the host; resolves with the ACK's variables. */
-async function authorize(port: number, token: string, path = '/api/flows/filter') {
-  const client = await SpopTestClient.connect(port);
-  try {
-    await client.hello({ capabilities: 'pipelining' });
-    client.sendNotify(1, 1, 'authorize', [
-      { name: 'method', value: 'POST' },
-      { name: 'path', value: path },
-      { name: 'authorization', value: `Bearer ${token}` },
-    ]);
-    const ack = await client.next();
-    if (ack.type !== FrameType.ACK || !('actions' in ack))
-      throw new Error(`expected an ACK, got ${ack.type}`);
-    return Object.fromEntries(ack.actions.map((a) => [a.name, a.op === 'set' ? a.value.value : undefined]));
-  } finally {
-    client.socket.destroy();
-  }
 }
 
 describe.skipIf(missing !== null)(
@@ -189,7 +170,7 @@ describe.skipIf(missing !== null)(
       expect((await container.sh('systemctl is-active spoe-authz')).stdout.trim()).toBe('active');
       expect((await container.sh('systemctl is-enabled spoe-authz')).stdout.trim()).toBe('enabled');
       await until('/readyz 200', async () => (await ready()).status === 200);
-      expect(await authorize(spopPort, token)).toMatchObject({ allow: true, status: 200 });
+      expect(await authorizeOnce(spopPort, token)).toMatchObject({ allow: true, status: 200 });
     });
 
     it('the dynamic user owns only the state directory, and the persisted JWKS lands there (0700/0600)', async () => {
@@ -312,8 +293,8 @@ describe.skipIf(missing !== null)(
       await container.ok('install -m 0644 /mnt/build/config.yaml /etc/spoe-authz/config.yaml');
       const good = await container.sh('systemctl reload spoe-authz');
       expect(good.code, good.stderr).toBe(0);
-      await until('the reloaded policy', async () => (await authorize(spopPort, token)).status === 403);
-      expect(await authorize(spopPort, token)).toMatchObject({
+      await until('the reloaded policy', async () => (await authorizeOnce(spopPort, token)).status === 403);
+      expect(await authorizeOnce(spopPort, token)).toMatchObject({
         allow: false,
         status: 403,
         reason: 'forbidden',
@@ -327,13 +308,13 @@ describe.skipIf(missing !== null)(
       expect(why).toMatch(/issuers\.0\.algorithms\.0/);
       expect((await container.sh('systemctl is-active spoe-authz')).stdout.trim()).toBe('active');
       expect(await mainPid()).toBe(pid);
-      expect(await authorize(spopPort, token)).toMatchObject({ allow: false, status: 403 });
+      expect(await authorizeOnce(spopPort, token)).toMatchObject({ allow: false, status: 403 });
 
       writeFileSync(join(build, 'config.yaml'), config());
       await container.ok(
         'install -m 0644 /mnt/build/config.yaml /etc/spoe-authz/config.yaml && systemctl reload spoe-authz',
       );
-      await until('the original policy', async () => (await authorize(spopPort, token)).status === 200);
+      await until('the original policy', async () => (await authorizeOnce(spopPort, token)).status === 200);
     });
 
     it('a SIGKILLed main process is restarted, and verifies with the persisted keys while the provider is down', async () => {
@@ -354,7 +335,7 @@ describe.skipIf(missing !== null)(
       expect(JSON.parse((await ready()).body)).toMatchObject({
         issuers: [{ id: 'idp', ready: true, origin: 'persisted' }],
       });
-      expect(await authorize(spopPort, token)).toMatchObject({ allow: true, status: 200 });
+      expect(await authorizeOnce(spopPort, token)).toMatchObject({ allow: true, status: 200 });
       await idp.reopen();
     });
 
